@@ -1,0 +1,46 @@
+# rbee tasks. `just` comes from the npm package rust-just: npm install -g rust-just
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# CPU level llama.cpp's kernels are compiled for. Generic code is several times
+# slower; x86-64-v3 (AVX2, FMA, F16C) runs on any x86 server from 2015 on.
+# Use RBEE_MARCH=native for the fastest build on this machine only.
+march := env_var_or_default("RBEE_MARCH", "x86-64-v3")
+include_dir := env_var("HOME") + "/.cache/rbee/include"
+
+export CGO_ENABLED := "1"
+export CGO_CPPFLAGS := "-I" + include_dir
+export CGO_CFLAGS := "-O3 -march=" + march
+export CGO_CXXFLAGS := "-O3 -march=" + march
+
+ldflags := "-X main.version=" + `git describe --tags --always --dirty 2>/dev/null || echo dev` + " -X github.com/rbee-dev/rbee/engine/cpu.BuildLevel=" + march
+
+# List the recipes.
+default:
+    @just --list
+
+# Install build dependencies: Debian headers for llama.cpp, openssh-server, the miniaudio header.
+deps:
+    scripts/deps.sh "{{include_dir}}"
+
+# Build bin/rbee (first build compiles llama.cpp: about 5 minutes on 2 cores).
+build: deps
+    go build -ldflags "{{ldflags}}" -o bin/rbee ./cmd/rbee
+
+# Run unit tests and the Gherkin features against bin/rbee.
+test: build
+    go vet ./...
+    RBEE_BIN="$PWD/bin/rbee" go test -count=1 -timeout 40m ./...
+
+# A local cluster from rbee.hcl.example on a generated model, then an inference.
+demo: build
+    scripts/demo.sh
+
+# Benchmarks: ratios against baselines measured in the same run.
+bench: build
+    RBEE_BIN="$PWD/bin/rbee" go test -run '^$' -bench . -benchtime 1x -timeout 60m ./bench/...
+
+# Format check and vet.
+lint:
+    test -z "$(gofmt -l .)" || { gofmt -l .; exit 1; }
+    go vet ./...

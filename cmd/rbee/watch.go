@@ -1,0 +1,6 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// TODO(owner of this file): replace this placeholder.
+func watchCommands() []*cobra.Command { return nil }
