@@ -50,10 +50,10 @@ or generated) and worker pools in rbee.hcl, then:
 		newModelCmd(),  // model.go: model synth | inspect
 		newWorkerCmd(), // worker.go: the llama.cpp worker process
 	)
-	root.AddCommand(configCommands()...)  // config_cmds.go: validate, fmt, plan, state ...
-	root.AddCommand(hiveCommands()...)    // hive.go: the node agent
-	root.AddCommand(applyCommands()...)   // apply.go: apply, destroy, refresh, infer
-	root.AddCommand(watchCommands()...)   // watch.go: the daemon
+	root.AddCommand(configCommands()...) // config_cmds.go: validate, fmt, plan, state ...
+	root.AddCommand(hiveCommands()...)   // hive.go: the node agent
+	root.AddCommand(applyCommands()...)  // apply.go: apply, destroy, refresh, infer
+	root.AddCommand(watchCommands()...)  // watch.go: the daemon
 	return root
 }
 
