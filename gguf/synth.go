@@ -261,11 +261,17 @@ func randomTensor(typ TensorType, seed int64, name string, dims []uint64) Tensor
 }
 
 // q4Scales are the block scales Q4_0 synth weights draw from: around
-// weightStd / std(q-8), between 0.75x and 1.25x of it, as float16 bits.
+// weightStd / std(q-8), between 0.75x and 1.25x of it, as float16 bits. Half
+// are negative: uniform q in 0..15 gives q-8 a mean of -0.5, and a shared bias
+// in every weight would make all tokens look alike and the logits degenerate.
 var q4Scales = func() (t [256]uint16) {
 	base := weightStd / math.Sqrt((16*16-1)/12.0+0.25) // std of q-8 for uniform q in 0..15
 	for i := range t {
-		t[i] = float16Bits(float32(base * (0.75 + 0.5*float64(i)/255)))
+		d := base * (0.75 + 0.5*float64(i>>1)/127)
+		if i&1 == 1 {
+			d = -d
+		}
+		t[i] = float16Bits(float32(d))
 	}
 	return t
 }()
