@@ -1,0 +1,220 @@
+// Package hiveapi is the wire contract of the hive (rbee's node agent): the
+// JSON types of its HTTP API and a Client that speaks it. It has no cgo and no
+// dependency on the hive itself, so the CLI, the planner's refresher and the
+// applier can import it cheaply.
+package hiveapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// DefaultPort is the port a hive listens on unless told otherwise.
+const DefaultPort = 9200
+
+// Health is the body of GET /v1/health.
+type Health struct {
+	Status  string `json:"status"` // always "ok" when the hive answers
+	Version string `json:"version"`
+}
+
+// ModelSpec is the body of PUT /v1/models/{name}: where a model comes from.
+// Source is one of "hf:org/repo" (with File and Revision), "https://…",
+// "file:///abs/path.gguf" or "synth:PRESET". SHA256, when set, pins the
+// content: a file with another digest is never catalogued.
+type ModelSpec struct {
+	Source   string `json:"source"`
+	File     string `json:"file,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// Model is one catalog entry: a model file present on the node, with the GGUF
+// metadata read from it.
+type Model struct {
+	Name          string    `json:"name"`
+	Source        string    `json:"source"`
+	Provider      string    `json:"provider"` // hf | https | file | synth
+	File          string    `json:"file,omitempty"`
+	Revision      string    `json:"revision,omitempty"`
+	Path          string    `json:"path"`
+	Size          int64     `json:"size"`
+	SHA256        string    `json:"sha256"`
+	Architecture  string    `json:"architecture"`
+	Parameters    int64     `json:"parameters"`
+	Quantization  string    `json:"quantization"`
+	ContextLength int       `json:"context_length"`
+	ProvisionedAt time.Time `json:"provisioned_at"`
+}
+
+// Progress is one download progress event: bytes received so far, the total
+// (0 when unknown) and the current rate in bytes per second.
+type Progress struct {
+	Bytes int64   `json:"bytes"`
+	Total int64   `json:"total"`
+	Rate  float64 `json:"rate"`
+}
+
+// Event types of the PUT /v1/models/{name} event stream.
+const (
+	EventProgress = "progress"
+	EventDone     = "done"
+	EventError    = "error"
+)
+
+// Event is one server-sent event of PUT /v1/models/{name} with
+// "Accept: text/event-stream": progress events carry Bytes/Total/Rate, the
+// last event is "done" with the catalog entry or "error" with the envelope.
+type Event struct {
+	Type  string     `json:"type"`
+	Bytes int64      `json:"bytes,omitempty"`
+	Total int64      `json:"total,omitempty"`
+	Rate  float64    `json:"rate,omitempty"`
+	Model *Model     `json:"model,omitempty"`
+	Error *ErrorBody `json:"error,omitempty"`
+}
+
+// ErrorBody is the error of a final "error" event (same fields as the
+// api error envelope, plus the HTTP status the blocking call would answer).
+type ErrorBody struct {
+	Status  int            `json:"status"`
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Backends a worker can run on.
+const (
+	BackendCPU   = "cpu"
+	BackendCUDA  = "cuda"
+	BackendMetal = "metal"
+)
+
+// WorkerConfig is the body of PUT /v1/workers/{id}. Zero values take the
+// defaults of Normalized. Durations are Go duration strings ("30s", "5m").
+type WorkerConfig struct {
+	Model       string `json:"model"`
+	Slots       int    `json:"slots,omitempty"`
+	CtxSize     int    `json:"ctx_size,omitempty"`
+	Threads     int    `json:"threads,omitempty"`
+	Backend     string `json:"backend,omitempty"`
+	Device      int    `json:"device,omitempty"`
+	IdleTimeout string `json:"idle_timeout,omitempty"`
+	LoadTimeout string `json:"load_timeout,omitempty"`
+	Pool        string `json:"pool,omitempty"`
+}
+
+// Defaults applied by Normalized.
+const (
+	DefaultSlots       = 4
+	DefaultCtxSize     = 2048
+	DefaultLoadTimeout = 5 * time.Minute
+)
+
+// Normalized returns c with defaults filled in and durations in canonical
+// form, so that two configs that mean the same thing hash the same.
+func (c WorkerConfig) Normalized() WorkerConfig {
+	if c.Slots == 0 {
+		c.Slots = DefaultSlots
+	}
+	if c.CtxSize == 0 {
+		c.CtxSize = DefaultCtxSize
+	}
+	if c.Backend == "" {
+		c.Backend = BackendCPU
+	}
+	c.IdleTimeout = canonicalDuration(c.IdleTimeout, 0)
+	c.LoadTimeout = canonicalDuration(c.LoadTimeout, DefaultLoadTimeout)
+	return c
+}
+
+func canonicalDuration(s string, def time.Duration) string {
+	if s == "" {
+		return def.String()
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return s // left for validation to reject
+	}
+	return d.String()
+}
+
+// ConfigHash is the identity of a worker configuration: PUT /v1/workers/{id}
+// with the same hash is a no-op, a different hash replaces the worker. It is
+// the first 16 hex digits of the sha256 of the normalized config as JSON.
+func ConfigHash(c WorkerConfig) string {
+	b, _ := json.Marshal(c.Normalized())
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Worker states reported in WorkerStatus.State.
+const (
+	StateStarting   = "starting"   // process being spawned
+	StateLoading    = "loading"    // process up, model loading (not ready yet)
+	StateIdle       = "idle"       // ready, no request in flight
+	StateBusy       = "busy"       // ready, serving requests
+	StateRestarting = "restarting" // crashed; waiting for the backoff to restart it
+	StateFailed     = "failed"     // crash loop or load failure; no longer restarted
+	StateStopped    = "stopped"    // stopped by the idle timeout; a PUT starts it again
+	StateStopping   = "stopping"   // being stopped
+)
+
+// Ready reports whether a worker in state s can take requests.
+func Ready(s string) bool { return s == StateIdle || s == StateBusy }
+
+// WorkerStatus is what the hive knows about one worker it is meant to run.
+type WorkerStatus struct {
+	ID         string       `json:"id"`
+	Model      string       `json:"model"`
+	Pool       string       `json:"pool,omitempty"`
+	PID        int          `json:"pid"`
+	Port       int          `json:"port"`
+	URL        string       `json:"url"`
+	State      string       `json:"state"`
+	Restarts   int          `json:"restarts"`
+	ConfigHash string       `json:"config_hash"`
+	LastError  string       `json:"last_error,omitempty"`
+	StartedAt  time.Time    `json:"started_at,omitzero"`
+	SlotsTotal int          `json:"slots_total"`
+	SlotsFree  int          `json:"slots_free"`
+	Config     WorkerConfig `json:"config"`
+}
+
+// GPU is one accelerator visible on the node.
+type GPU struct {
+	Index     int    `json:"index"`
+	Name      string `json:"name"`
+	Backend   string `json:"backend"` // cuda | metal
+	VRAMTotal int64  `json:"vram_total_bytes"`
+	VRAMFree  int64  `json:"vram_free_bytes"`
+}
+
+// Resources is what the node has.
+type Resources struct {
+	RAMTotal     int64    `json:"ram_total_bytes"`
+	RAMAvailable int64    `json:"ram_available_bytes"`
+	DiskFree     int64    `json:"disk_free_bytes"` // free space of the data dir
+	CPUCount     int      `json:"cpu_count"`
+	CPUFeatures  []string `json:"cpu_features"`
+	GPUs         []GPU    `json:"gpus"`
+	Backends     []string `json:"backends"` // backends workers can use here
+}
+
+// State is the body of GET /v1/state: the live truth of one node.
+type State struct {
+	Version      string         `json:"version"`
+	BinarySHA256 string         `json:"binary_sha256"`
+	StartedAt    time.Time      `json:"started_at"`
+	Resources    Resources      `json:"resources"`
+	Models       []Model        `json:"models"`
+	Workers      []WorkerStatus `json:"workers"`
+}
+
+// WorkerLogs is the body of GET /v1/workers/{id}/logs.
+type WorkerLogs struct {
+	ID    string   `json:"id"`
+	Lines []string `json:"lines"`
+}

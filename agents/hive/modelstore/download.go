@@ -1,0 +1,509 @@
+package modelstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rbee-dev/rbee/agents/hive/backoff"
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/gguf"
+)
+
+// Download defaults, as in the behaviour contract.
+const (
+	DefaultAttempts     = 6
+	DefaultStallTimeout = 60 * time.Second
+	DefaultRetryBase    = 100 * time.Millisecond
+)
+
+// PartialSuffix is appended to a file being downloaded; only a verified file
+// loses it.
+const PartialSuffix = ".partial"
+
+// Downloader fetches one URL into a local file: into NAME.partial first,
+// resuming with Range after a cut, retrying with backoff, detecting stalls,
+// and verifying sha256 before the file is renamed into place.
+type Downloader struct {
+	Client       *http.Client  // nil: a client with sane dial timeouts
+	Attempts     int           // 0: DefaultAttempts
+	StallTimeout time.Duration // 0: DefaultStallTimeout
+	Retry        backoff.Policy
+	Log          *slog.Logger
+	// DiskFree returns the free bytes of the folder; nil uses the real
+	// filesystem. The disk is checked before any byte is fetched.
+	DiskFree func(dir string) (int64, error)
+}
+
+// Fetch describes one download.
+type Fetch struct {
+	URL      string
+	Token    string // bearer token (HF_TOKEN) sent to the origin only
+	Dest     string // final path
+	SHA256   string // pin (lowercase hex); empty: trust the server's linked etag if it is a sha256
+	Describe string // what is downloaded, for messages ("hf:org/repo file x.gguf")
+	Progress func(hiveapi.Progress)
+}
+
+// Result is a verified download.
+type Result struct {
+	Path     string
+	Size     int64
+	SHA256   string
+	Attempts int
+	Resumed  bool // some attempt continued from a partial file with Range
+}
+
+// remote is what a HEAD told about the file.
+type remote struct {
+	size int64  // -1 if unknown
+	etag string // sha256 from X-Linked-Etag, or ""
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+func (d *Downloader) attempts() int {
+	if d.Attempts > 0 {
+		return d.Attempts
+	}
+	return DefaultAttempts
+}
+
+func (d *Downloader) stall() time.Duration {
+	if d.StallTimeout > 0 {
+		return d.StallTimeout
+	}
+	return DefaultStallTimeout
+}
+
+func (d *Downloader) log() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.Default()
+}
+
+func (d *Downloader) retry() backoff.Policy {
+	if d.Retry.Base > 0 {
+		return d.Retry
+	}
+	return backoff.Policy{Base: DefaultRetryBase, Jitter: 0.5}
+}
+
+var defaultClient = &http.Client{Transport: &http.Transport{
+	Proxy:               http.ProxyFromEnvironment,
+	TLSHandshakeTimeout: 15 * time.Second,
+	IdleConnTimeout:     30 * time.Second,
+}}
+
+func (d *Downloader) client() *http.Client {
+	if d.Client != nil {
+		return d.Client
+	}
+	return defaultClient
+}
+
+// Get downloads f.URL to f.Dest and returns the verified result. Errors are
+// *api.Error with the codes MODEL_NOT_FOUND (404), ACCESS_DENIED (403),
+// INSUFFICIENT_DISK (507), CHECKSUM_MISMATCH or DOWNLOAD_FAILED (502).
+func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
+	partial := f.Dest + PartialSuffix
+	res := Result{Path: f.Dest}
+	var rem *remote
+	var lastErr error
+	n := d.attempts()
+	for attempt := 1; attempt <= n; attempt++ {
+		if attempt > 1 {
+			delay := d.retry().Delay(attempt - 1)
+			d.log().Warn("download attempt failed; retrying", "what", f.Describe, "attempt", attempt-1, "of", n, "retry_in", delay.Round(time.Millisecond), "err", lastErr)
+			select {
+			case <-ctx.Done():
+				os.Remove(partial)
+				return res, ctx.Err()
+			case <-time.After(delay):
+			}
+		}
+		res.Attempts = attempt
+		if rem == nil {
+			r, err := d.head(ctx, f)
+			if err == nil {
+				rem = &r
+				err = d.checkDisk(f, partial, r.size)
+			}
+			if err != nil {
+				if isPermanent(err) || ctx.Err() != nil {
+					os.Remove(partial)
+					return res, unwrapPermanent(err)
+				}
+				lastErr = err
+				continue
+			}
+		}
+		sum, size, resumed, err := d.once(ctx, f, partial, *rem)
+		res.Resumed = res.Resumed || resumed
+		if err != nil {
+			if isPermanent(err) || ctx.Err() != nil {
+				os.Remove(partial)
+				return res, unwrapPermanent(err)
+			}
+			lastErr = err
+			continue
+		}
+		want := f.SHA256
+		if want == "" {
+			want = rem.etag
+		}
+		if want != "" && sum != want {
+			os.Remove(partial)
+			lastErr = api.Errorf(http.StatusBadGateway, "CHECKSUM_MISMATCH",
+				"%s: the downloaded file has sha256 %s but %s was expected; the file was deleted and is not catalogued", f.Describe, sum, want).
+				WithDetails(map[string]any{"expected": want, "actual": sum, "attempts": attempt})
+			continue
+		}
+		if err := os.Rename(partial, f.Dest); err != nil {
+			os.Remove(partial)
+			return res, fmt.Errorf("move the download into place at %s: %w", f.Dest, err)
+		}
+		res.Size, res.SHA256 = size, sum
+		return res, nil
+	}
+	os.Remove(partial)
+	var ae *api.Error
+	if errors.As(lastErr, &ae) && ae.Code == "CHECKSUM_MISMATCH" {
+		ae.Message += fmt.Sprintf(" (gave up after %d attempts)", n)
+		return res, ae
+	}
+	return res, api.Errorf(http.StatusBadGateway, "DOWNLOAD_FAILED", "%s: download failed after %d attempts: %v", f.Describe, n, lastErr).
+		WithDetails(map[string]any{"url": f.URL, "attempts": n})
+}
+
+func isPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+func unwrapPermanent(err error) error {
+	var p permanent
+	if errors.As(err, &p) {
+		return p.err
+	}
+	return err
+}
+
+// statusError maps an HTTP status from the origin to an error; 404 and
+// 401/403 are permanent, the rest can be retried.
+func statusError(f Fetch, status int) error {
+	switch status {
+	case http.StatusNotFound:
+		return permanent{api.Errorf(http.StatusNotFound, "MODEL_NOT_FOUND",
+			"model not found: %s does not exist (HTTP 404 from %s); check the repository, file name and revision", f.Describe, f.URL).
+			WithDetails(map[string]any{"url": f.URL})}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		hint := "set HF_TOKEN in the node's environment to a token that can read it (and accept the model's licence on huggingface.co if it is gated)"
+		if f.Token != "" {
+			hint = "the HF_TOKEN in the node's environment was sent but does not grant access: check the token and accept the model's licence on huggingface.co if it is gated"
+		}
+		return permanent{api.Errorf(http.StatusForbidden, "ACCESS_DENIED",
+			"access denied to %s (HTTP %d from %s): %s", f.Describe, status, f.URL, hint).
+			WithDetails(map[string]any{"url": f.URL, "upstream_status": status})}
+	}
+	return fmt.Errorf("HTTP %d from %s", status, f.URL)
+}
+
+func (d *Downloader) newRequest(ctx context.Context, method string, f Fetch) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, f.URL, nil)
+	if err != nil {
+		return nil, permanent{fmt.Errorf("bad download URL %q: %w", f.URL, err)}
+	}
+	req.Header.Set("User-Agent", "rbee-hive")
+	if f.Token != "" {
+		// net/http drops Authorization when a redirect leaves the origin's
+		// host, so the token never reaches a CDN.
+		req.Header.Set("Authorization", "Bearer "+f.Token)
+	}
+	return req, nil
+}
+
+// head asks the origin for the size and the linked etag. Hugging Face puts
+// X-Linked-Size and X-Linked-Etag on the redirect to its CDN, so headers are
+// collected from every hop.
+func (d *Downloader) head(ctx context.Context, f Fetch) (remote, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.stall())
+	defer cancel()
+	req, err := d.newRequest(ctx, http.MethodHead, f)
+	if err != nil {
+		return remote{}, err
+	}
+	r := remote{size: -1}
+	note := func(h http.Header) {
+		if r.etag == "" {
+			if e := linkedSHA256(h.Get("X-Linked-Etag")); e != "" {
+				r.etag = e
+			}
+		}
+		if r.size < 0 {
+			if n, err := strconv.ParseInt(h.Get("X-Linked-Size"), 10, 64); err == nil && n >= 0 {
+				r.size = n
+			}
+		}
+	}
+	c := *d.client()
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.Response != nil {
+			note(req.Response.Header)
+		}
+		return nil
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return remote{}, fmt.Errorf("HEAD %s: %w", f.URL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return remote{}, statusError(f, resp.StatusCode)
+	}
+	note(resp.Header)
+	if r.size < 0 && resp.ContentLength >= 0 {
+		r.size = resp.ContentLength
+	}
+	return r, nil
+}
+
+// linkedSHA256 returns the etag if it is a sha256 digest (Hugging Face LFS
+// files), else "" (git blob etags are sha1 and cannot be checked).
+func linkedSHA256(etag string) string {
+	e := strings.ToLower(strings.Trim(strings.TrimPrefix(etag, "W/"), `"`))
+	if sha256Re.MatchString(e) {
+		return e
+	}
+	return ""
+}
+
+// checkDisk refuses a download that cannot fit in the destination folder.
+func (d *Downloader) checkDisk(f Fetch, partial string, size int64) error {
+	if size < 0 {
+		return nil
+	}
+	have := int64(0)
+	if fi, err := os.Stat(partial); err == nil {
+		have = fi.Size()
+	}
+	need := size - have
+	if need <= 0 {
+		return nil
+	}
+	freeFn := d.DiskFree
+	if freeFn == nil {
+		freeFn = DiskFree
+	}
+	dir := filepath.Dir(f.Dest)
+	free, err := freeFn(dir)
+	if err != nil {
+		return nil // cannot tell; the write will fail loudly if it does not fit
+	}
+	if need > free {
+		return permanent{api.Errorf(http.StatusInsufficientStorage, "INSUFFICIENT_DISK",
+			"not enough disk space for %s: %s needed, %s free in %s; free some space or use another --data-dir",
+			f.Describe, gguf.FormatBytes(need), gguf.FormatBytes(free), dir).
+			WithDetails(map[string]any{"needed_bytes": need, "free_bytes": free, "dir": dir})}
+	}
+	return nil
+}
+
+// once is one download attempt: it continues the partial file with Range when
+// there is one and returns the sha256 and size of the complete file.
+func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remote) (sum string, size int64, resumed bool, err error) {
+	out, err := os.OpenFile(partial, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", 0, false, permanent{fmt.Errorf("create %s: %w", partial, err)}
+	}
+	defer out.Close()
+	fi, err := out.Stat()
+	if err != nil {
+		return "", 0, false, err
+	}
+	offset := fi.Size()
+	if rem.size >= 0 && offset > rem.size {
+		offset = 0
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("stalled: no data for %s", d.stall())
+	watchdog := time.AfterFunc(d.stall(), func() { cancel(errStalled) })
+	defer watchdog.Stop()
+
+	total := rem.size
+	if offset > 0 && offset == total {
+		// A previous attempt got every byte; only the check is left.
+	} else {
+		req, err := d.newRequest(ctx, http.MethodGet, f)
+		if err != nil {
+			return "", 0, false, err
+		}
+		if offset > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		}
+		resp, err := d.client().Do(req)
+		if err != nil {
+			return "", 0, false, attemptErr(ctx, err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && offset > 0:
+			start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
+			if !ok || start != offset {
+				out.Truncate(0) // the server answered another range: start over
+				return "", 0, false, fmt.Errorf("server answered range %q to a request from byte %d", resp.Header.Get("Content-Range"), offset)
+			}
+			resumed = true
+		case resp.StatusCode == http.StatusOK:
+			offset = 0 // no range support: start over
+		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			out.Truncate(0)
+			return "", 0, false, fmt.Errorf("server refused to resume at byte %d (HTTP 416); starting over", offset)
+		default:
+			return "", 0, false, statusError(f, resp.StatusCode)
+		}
+		if total < 0 && resp.ContentLength >= 0 {
+			total = offset + resp.ContentLength
+		}
+		if err := out.Truncate(offset); err != nil {
+			return "", 0, false, err
+		}
+		if _, err := out.Seek(offset, io.SeekStart); err != nil {
+			return "", 0, false, err
+		}
+		pr := newProgress(f.Progress, offset, total)
+		buf := make([]byte, 256<<10)
+		got := offset
+		for {
+			n, rerr := resp.Body.Read(buf)
+			if n > 0 {
+				watchdog.Reset(d.stall())
+				if _, err := out.Write(buf[:n]); err != nil {
+					return "", 0, resumed, permanent{fmt.Errorf("write %s: %w", partial, err)}
+				}
+				got += int64(n)
+				pr.update(got, false)
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return "", 0, resumed, fmt.Errorf("connection lost at byte %d: %w", got, attemptErr(ctx, rerr))
+			}
+		}
+		pr.update(got, true)
+		if total >= 0 && got != total {
+			return "", 0, resumed, fmt.Errorf("connection ended at byte %d of %d", got, total)
+		}
+	}
+	watchdog.Stop()
+	if err := out.Sync(); err != nil {
+		return "", 0, resumed, err
+	}
+	sum, size, err = fileSHA256(partial)
+	return sum, size, resumed, err
+}
+
+// attemptErr prefers the stall cause over the generic "context canceled".
+func attemptErr(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+func contentRangeStart(v string) (int64, bool) {
+	// "bytes 100-199/200"
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	return n, err == nil
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// progress throttles progress callbacks to a few per second and computes the
+// rate over the last interval.
+type progress struct {
+	fn        func(hiveapi.Progress)
+	total     int64
+	mu        sync.Mutex
+	lastT     time.Time
+	lastBytes int64
+	rate      float64
+}
+
+const progressEvery = 200 * time.Millisecond
+
+func newProgress(fn func(hiveapi.Progress), start, total int64) *progress {
+	p := &progress{fn: fn, total: total, lastT: time.Now(), lastBytes: start}
+	if fn != nil {
+		fn(hiveapi.Progress{Bytes: start, Total: max(total, 0)})
+	}
+	return p
+}
+
+func (p *progress) update(bytes int64, final bool) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	now := time.Now()
+	dt := now.Sub(p.lastT)
+	if !final && dt < progressEvery {
+		p.mu.Unlock()
+		return
+	}
+	if dt > 0 {
+		inst := float64(bytes-p.lastBytes) / dt.Seconds()
+		if p.rate == 0 {
+			p.rate = inst
+		} else {
+			p.rate = 0.5*p.rate + 0.5*inst
+		}
+	}
+	p.lastT, p.lastBytes = now, bytes
+	ev := hiveapi.Progress{Bytes: bytes, Total: max(p.total, 0), Rate: p.rate}
+	p.mu.Unlock()
+	p.fn(ev)
+}
