@@ -1,0 +1,92 @@
+package features
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/cucumber/godog"
+)
+
+func init() { stepSets = append(stepSets, registerModelSteps) }
+
+var printedSHA = regexp.MustCompile(`sha256: ([0-9a-f]{64})`)
+
+func registerModelSteps(sc *godog.ScenarioContext, w *world) {
+	path := func(name string) string { return filepath.Join(w.dir, w.expand(name)) }
+	fileSHA := func(name string) (string, error) {
+		f, err := os.Open(path(name))
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	sc.Step(`^the file "([^"]*)" has the sha256 printed on stdout$`, func(name string) error {
+		m := printedSHA.FindStringSubmatch(w.stdout)
+		if m == nil {
+			return fmt.Errorf("stdout has no sha256 line:\n%s", w.stdout)
+		}
+		got, err := fileSHA(name)
+		if err != nil {
+			return err
+		}
+		if got != m[1] {
+			return fmt.Errorf("%s has sha256 %s, stdout printed %s", name, got, m[1])
+		}
+		return nil
+	})
+	sc.Step(`^the files "([^"]*)" and "([^"]*)" (are identical|differ)$`, func(a, b, which string) error {
+		da, err := os.ReadFile(path(a))
+		if err != nil {
+			return err
+		}
+		db, err := os.ReadFile(path(b))
+		if err != nil {
+			return err
+		}
+		if same := bytes.Equal(da, db); same != (which == "are identical") {
+			return fmt.Errorf("%s (%d bytes) and %s (%d bytes): identical=%v, want %s", a, len(da), b, len(db), same, which)
+		}
+		return nil
+	})
+	sc.Step(`^the file "([^"]*)" does not exist$`, func(name string) error {
+		if _, err := os.Stat(path(name)); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s exists (stat: %v)", name, err)
+		}
+		// No temporary leftovers either.
+		matches, _ := filepath.Glob(filepath.Join(w.dir, "."+filepath.Base(name)+".*"))
+		if len(matches) > 0 {
+			return fmt.Errorf("temporary files left behind: %v", matches)
+		}
+		return nil
+	})
+	sc.Step(`^stdout is JSON with "([^"]*)" equal to "([^"]*)"$`, func(key, want string) error {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(w.stdout), &doc); err != nil {
+			return fmt.Errorf("stdout is not a JSON object: %v\n%s", err, w.stdout)
+		}
+		raw, ok := doc[key]
+		if !ok {
+			return fmt.Errorf("JSON has no %q:\n%s", key, w.stdout)
+		}
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		if got := fmt.Sprint(v); got != want {
+			return fmt.Errorf("%s = %s, want %s", key, got, want)
+		}
+		return nil
+	})
+}
