@@ -1,12 +1,71 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rbee-dev/rbee/agents/worker"
+	"github.com/rbee-dev/rbee/api"
 )
 
-// TODO(owner of this file): replace this placeholder.
+// newWorkerCmd is `rbee worker`: one llama.cpp worker process serving a model over HTTP.
 func newWorkerCmd() *cobra.Command {
-	return &cobra.Command{Use: "worker", Short: "(not built yet)", RunE: func(*cobra.Command, []string) error { return errors.New("worker: not built yet") }}
+	var cfg worker.Config
+	var tokenFile string
+	cmd := &cobra.Command{
+		Use:   "worker --model PATH --port N",
+		Short: "Serve one GGUF model over HTTP (native SSE and OpenAI-compatible)",
+		Long: `Serve one GGUF model with llama.cpp. Several requests share the model's slots
+and are decoded in one batch. The hive starts workers; run one by hand to try a model:
+
+  rbee model synth --preset tiny --out tiny.gguf
+  rbee worker --model tiny.gguf --port 8001
+  curl -N localhost:8001/v1/inference -d '{"prompt":"Once upon a time","max_tokens":20}'
+
+Binding an address other than loopback needs --token-file (a 0600 file holding the
+bearer token). SIGTERM stops accepting, cancels running jobs and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			slog.SetDefault(log)
+			cfg.Logger = log
+			if tokenFile != "" {
+				tok, err := api.ReadTokenFile(tokenFile)
+				if err != nil {
+					return exitCode(1, err)
+				}
+				cfg.Token = tok
+			}
+			srv, err := worker.New(cfg)
+			if err != nil {
+				return exitCode(1, err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			if err := srv.Run(ctx); err != nil {
+				return exitCode(1, err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ModelPath, "model", "", "GGUF model file to serve (required)")
+	f.IntVar(&cfg.Port, "port", 0, "TCP port to listen on (required)")
+	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on; non-loopback needs --token-file")
+	f.IntVar(&cfg.Slots, "slots", 4, "requests decoded together (continuous batching)")
+	f.IntVar(&cfg.CtxSize, "ctx-size", 2048, "context length of each slot, in tokens")
+	f.IntVar(&cfg.Threads, "threads", 0, "CPU threads; 0 = number of physical cores")
+	f.StringVar(&cfg.WorkerID, "worker-id", "", "id reported by /v1/ready and the ready callback (default worker-PORT)")
+	f.StringVar(&tokenFile, "token-file", "", "file (mode 0600) holding the bearer token clients must send")
+	f.StringVar(&cfg.CallbackURL, "callback-url", "", `URL to POST {"worker_id","url","state":"ready"} to once loaded`)
+	f.DurationVar(&cfg.LoadTimeout, "load-timeout", 5*time.Minute, "give up when the model is not loaded within this time")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("port")
+	return cmd
 }

@@ -1,0 +1,302 @@
+package worker
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rbee-dev/rbee/engine"
+)
+
+// The OpenAI-compatible endpoints: POST /v1/completions and
+// POST /v1/chat/completions, streaming (SSE chunks ending in data: [DONE])
+// and not. Fields OpenAI defines but the worker cannot honour (n > 1,
+// logprobs, tools, ...) are rejected as unknown rather than ignored.
+
+// openAIParams are the generation fields both endpoints accept.
+type openAIParams struct {
+	Model            string          `json:"model"`
+	MaxTokens        *int            `json:"max_tokens"`
+	Temperature      *float64        `json:"temperature"`
+	TopP             *float64        `json:"top_p"`
+	TopK             *int            `json:"top_k"`
+	MinP             *float64        `json:"min_p"`
+	RepeatPenalty    *float64        `json:"repeat_penalty"`
+	PresencePenalty  *float64        `json:"presence_penalty"`
+	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	Seed             *int64          `json:"seed"`
+	Stop             json.RawMessage `json:"stop"`
+	Stream           bool            `json:"stream"`
+	StreamOptions    *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	N    *int   `json:"n"`
+	User string `json:"user"`
+}
+
+type completionRequest struct {
+	openAIParams
+	Prompt json.RawMessage `json:"prompt"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+	Name    string          `json:"name,omitempty"`
+}
+
+type chatRequest struct {
+	openAIParams
+	Messages            []chatMessage `json:"messages"`
+	MaxCompletionTokens *int          `json:"max_completion_tokens"`
+}
+
+// stringOrList decodes a JSON string or array of strings; null gives nil.
+func stringOrList(field string, raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fieldError(field, "must be a string or an array of strings")
+	}
+	return list, nil
+}
+
+func (p *openAIParams) gen() (genParams, error) {
+	if p.N != nil && *p.N != 1 {
+		return genParams{}, fieldError("n", "only n = 1 is supported, got %d", *p.N)
+	}
+	stop, err := stringOrList("stop", p.Stop)
+	if err != nil {
+		return genParams{}, err
+	}
+	return genParams{
+		MaxTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, TopK: p.TopK, MinP: p.MinP,
+		RepeatPenalty: p.RepeatPenalty, PresencePenalty: p.PresencePenalty, FrequencyPenalty: p.FrequencyPenalty,
+		Seed: p.Seed, Stop: stop,
+	}, nil
+}
+
+// handleCompletions is POST /v1/completions.
+func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "completions"
+	eng, err := s.engine()
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	var in completionRequest
+	if err := decodeBody(w, r, &in); err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	prompts, err := stringOrList("prompt", in.Prompt)
+	if err != nil || len(prompts) != 1 {
+		s.writeError(w, endpoint, fieldError("prompt", "must be one non-empty string (or an array holding exactly one)"))
+		return
+	}
+	p, err := in.gen()
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	req, err := s.request(eng, prompts[0], p, nil)
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	s.serveOpenAI(w, r, eng, endpoint, false, in.Model, req, in.Stream)
+}
+
+// handleChatCompletions is POST /v1/chat/completions.
+func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "chat_completions"
+	eng, err := s.engine()
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	var in chatRequest
+	if err := decodeBody(w, r, &in); err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	if len(in.Messages) == 0 {
+		s.writeError(w, endpoint, fieldError("messages", "must hold at least one message"))
+		return
+	}
+	msgs := make([]engine.Message, 0, len(in.Messages))
+	for i, m := range in.Messages {
+		field := "messages[" + strconv.Itoa(i) + "]"
+		role := m.Role
+		switch role {
+		case "developer":
+			role = "system"
+		case "system", "user", "assistant":
+		default:
+			s.writeError(w, endpoint, fieldError(field+".role", "must be system, developer, user or assistant, got %q", m.Role))
+			return
+		}
+		content, err := messageText(field+".content", m.Content)
+		if err != nil {
+			s.writeError(w, endpoint, err)
+			return
+		}
+		msgs = append(msgs, engine.Message{Role: role, Content: content})
+	}
+	if in.MaxCompletionTokens != nil && in.MaxTokens == nil {
+		in.MaxTokens = in.MaxCompletionTokens
+	}
+	p, err := in.gen()
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	prompt, stops := eng.RenderChat(msgs)
+	req, err := s.request(eng, prompt, p, stops)
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	s.serveOpenAI(w, r, eng, endpoint, true, in.Model, req, in.Stream)
+}
+
+// messageText accepts a string or an array of {"type":"text","text":...} parts.
+func messageText(field string, raw json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", fieldError(field, "must be a string or an array of text parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			return "", fieldError(field, "only text parts are supported, got %q", p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+func finishReason(r engine.StopReason) string {
+	switch r {
+	case engine.StopMaxTokens, engine.StopContext:
+		return "length"
+	default:
+		return "stop"
+	}
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func usageOf(st engine.Stats) usage {
+	return usage{PromptTokens: st.PromptTokens, CompletionTokens: st.Tokens, TotalTokens: st.PromptTokens + st.Tokens}
+}
+
+// serveOpenAI runs req and answers in the OpenAI shape of the endpoint.
+func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, eng *engine.Engine, endpoint string, chat bool, model string, req engine.Request, stream bool) {
+	if model == "" {
+		model = modelName(s.cfg.ModelPath)
+	}
+	id := newJobID()
+	object := "text_completion"
+	if chat {
+		id = "chatcmpl-" + strings.TrimPrefix(id, "job-")
+		object = "chat.completion"
+	} else {
+		id = "cmpl-" + strings.TrimPrefix(id, "job-")
+	}
+	j, err := s.startJob(r, eng, id, req)
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	w.Header().Set("X-Job-Id", id)
+	created := time.Now().Unix()
+	if !stream {
+		var text strings.Builder
+		for tok := range j.stream.C {
+			text.WriteString(tok.Text)
+		}
+		st := s.end(endpoint, j)
+		if err := j.stream.Err(); err != nil {
+			s.writeError(w, endpoint, err)
+			return
+		}
+		choice := map[string]any{"index": 0, "finish_reason": finishReason(st.StopReason)}
+		if chat {
+			choice["message"] = map[string]string{"role": "assistant", "content": text.String()}
+		} else {
+			choice["text"] = text.String()
+			choice["logprobs"] = nil
+		}
+		writeJSON(w, map[string]any{
+			"id": id, "object": object, "created": created, "model": model,
+			"choices": []any{choice}, "usage": usageOf(st),
+		})
+		return
+	}
+
+	head, _ := json.Marshal(map[string]any{"id": id, "object": object + chunkSuffix(chat), "created": created, "model": model})
+	prefix := string(head[:len(head)-1]) // the object without its closing brace
+	var tokPrefix, tokSuffix string
+	out := newSSE(w)
+	if chat {
+		out.raw(prefix+`,"choices":[{"index":0,"delta":{"role":"assistant","content":`, "", `},"finish_reason":null}]}`)
+		tokPrefix, tokSuffix = prefix+`,"choices":[{"index":0,"delta":{"content":`, `},"finish_reason":null}]}`
+	} else {
+		tokPrefix, tokSuffix = prefix+`,"choices":[{"index":0,"text":`, `,"logprobs":null,"finish_reason":null}]}`
+	}
+	for tok := range j.stream.C {
+		if tok.Text == "" {
+			continue
+		}
+		if !out.raw(tokPrefix, tok.Text, tokSuffix) {
+			j.cancel()
+		}
+	}
+	st := s.end(endpoint, j)
+	if err := j.stream.Err(); err != nil {
+		out.json(map[string]any{"error": map[string]any{"code": "DECODE_FAILED", "message": err.Error()}})
+		out.done()
+		return
+	}
+	u, _ := json.Marshal(usageOf(st))
+	reason := strconv.Quote(finishReason(st.StopReason))
+	if chat {
+		out.write([]byte("data: " + prefix + `,"choices":[{"index":0,"delta":{},"finish_reason":` + reason + `}],"usage":` + string(u) + "}\n\n"))
+	} else {
+		out.write([]byte("data: " + prefix + `,"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":` + reason + `}],"usage":` + string(u) + "}\n\n"))
+	}
+	out.done()
+}
+
+func chunkSuffix(chat bool) string {
+	if chat {
+		return ".chunk"
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
+}

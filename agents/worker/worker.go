@@ -1,0 +1,385 @@
+// Package worker is the HTTP server of one llama.cpp worker process: it loads
+// a model in the background (answering /v1/ready with progress meanwhile),
+// streams tokens over native SSE and OpenAI-compatible endpoints, shares the
+// model's slots between concurrent requests, cancels jobs, exposes Prometheus
+// metrics and stops cleanly. The wire types are in workerapi.
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/engine"
+	"github.com/rbee-dev/rbee/engine/cpu"
+)
+
+// Config is how a worker runs. ModelPath and Port are required.
+type Config struct {
+	ModelPath   string
+	Host        string // listen address; default 127.0.0.1
+	Port        int
+	Slots       int           // parallel sequences; default 4
+	CtxSize     int           // tokens per slot; default 2048
+	Threads     int           // 0 = physical cores
+	WorkerID    string        // reported by /v1/ready and the callback
+	Token       string        // bearer token; required unless Host is loopback
+	CallbackURL string        // POSTed {"worker_id","url","state":"ready"} once loaded
+	LoadTimeout time.Duration // default 5m
+	Logger      *slog.Logger  // default slog.Default()
+}
+
+// Server is one worker. Create it with New, then call Run.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+
+	progress atomic.Uint64 // float64 bits, 0..1 while loading
+	eng      atomic.Pointer[engine.Engine]
+	stopping atomic.Bool
+	stopOnce sync.Once
+	stopCh   chan struct{} // closed by an admin shutdown request
+
+	jobsMu sync.Mutex
+	jobs   map[string]context.CancelFunc
+}
+
+// New checks cfg and prepares a server; nothing listens yet.
+func New(cfg Config) (*Server, error) {
+	if cfg.ModelPath == "" {
+		return nil, errors.New("--model PATH is required: the GGUF file to serve")
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("--port %d is out of range: use 1024-65535", cfg.Port)
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 4
+	}
+	if cfg.CtxSize <= 0 {
+		cfg.CtxSize = 2048
+	}
+	if cfg.Threads <= 0 {
+		cfg.Threads = cpu.PhysicalCores()
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.WorkerID == "" {
+		cfg.WorkerID = "worker-" + strconv.Itoa(cfg.Port)
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		stopCh: make(chan struct{}),
+		jobs:   map[string]context.CancelFunc{},
+	}
+	s.metrics = newMetrics(s)
+	s.routes()
+	return s, nil
+}
+
+// Addr is the host:port the worker listens on.
+func (s *Server) Addr() string {
+	return net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+}
+
+// URL is how a local client reaches the worker (an unspecified bind address
+// becomes 127.0.0.1).
+func (s *Server) URL() string {
+	host := s.cfg.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.cfg.Port))
+}
+
+// Run listens, loads the model, serves until ctx ends or an admin shutdown
+// arrives, then stops accepting, cancels running jobs and frees the model.
+// It returns nil after a clean stop and an error when the CPU is too old,
+// the address is refused or busy, or the model fails to load in time.
+func (s *Server) Run(ctx context.Context) error {
+	if err := cpu.Check(); err != nil {
+		return err
+	}
+	if err := api.CheckListen(s.Addr(), s.cfg.Token); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.cfg.ModelPath); err != nil {
+		return fmt.Errorf("model file: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.Addr())
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (is another worker using port %d? pick another --port)", s.Addr(), err, s.cfg.Port)
+	}
+	srv := &http.Server{
+		Handler:           api.RequireBearer(s.cfg.Token, s.mux, "/health"),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	attrs := []any{"addr", s.Addr(), "model", s.cfg.ModelPath, "slots", s.cfg.Slots, "ctx_size", s.cfg.CtxSize, "threads", s.cfg.Threads, "worker_id", s.cfg.WorkerID}
+	if s.cfg.Token != "" {
+		attrs = append(attrs, "token", api.Fingerprint(s.cfg.Token))
+	}
+	s.log.Info("worker listening", attrs...)
+
+	loaded := make(chan error, 1)
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	go func() { loaded <- s.load(loadCtx) }()
+	loadTimer := time.NewTimer(s.cfg.LoadTimeout)
+	defer loadTimer.Stop()
+
+	var runErr error
+wait:
+	for {
+		select {
+		case err := <-loaded:
+			if err != nil {
+				runErr = err
+				break wait
+			}
+			loadTimer.Stop()
+			if s.cfg.CallbackURL != "" {
+				go s.callback(ctx)
+			}
+		case <-loadTimer.C:
+			runErr = fmt.Errorf("the model did not load within %s (--load-timeout); is the disk slow or the file huge?", s.cfg.LoadTimeout)
+			break wait
+		case err := <-serveErr:
+			runErr = fmt.Errorf("serving %s: %w", s.Addr(), err)
+			break wait
+		case <-ctx.Done():
+			s.log.Info("signal received, stopping")
+			break wait
+		case <-s.stopCh:
+			s.log.Info("shutdown requested, stopping")
+			break wait
+		}
+	}
+	s.shutdown(srv)
+	return runErr
+}
+
+// load loads the engine, publishing progress.
+func (s *Server) load(ctx context.Context) error {
+	start := time.Now()
+	eng, err := engine.Load(ctx, s.cfg.ModelPath, engine.Options{
+		Slots:    s.cfg.Slots,
+		CtxSize:  s.cfg.CtxSize,
+		Threads:  s.cfg.Threads,
+		Progress: func(p float32) { s.progress.Store(uint64FromFloat(float64(p))) },
+	})
+	if err != nil {
+		return err
+	}
+	if s.stopping.Load() {
+		eng.Close()
+		return nil
+	}
+	s.progress.Store(uint64FromFloat(1))
+	s.eng.Store(eng)
+	s.log.Info("worker ready", "load_ms", time.Since(start).Milliseconds(), "url", s.URL())
+	return nil
+}
+
+// shutdown stops accepting, cancels every job, waits for handlers (5 s at
+// most) and frees the engine.
+func (s *Server) shutdown(srv *http.Server) {
+	s.stopping.Store(true)
+	s.jobsMu.Lock()
+	for _, cancel := range s.jobs {
+		cancel()
+	}
+	s.jobsMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		s.log.Warn("handlers still running at shutdown", "err", err)
+		srv.Close()
+	}
+	if eng := s.eng.Swap(nil); eng != nil {
+		eng.Close()
+	}
+	s.log.Info("worker stopped")
+}
+
+// callback tells the hive that the worker is ready, retrying a few times.
+func (s *Server) callback(ctx context.Context) {
+	body, _ := json.Marshal(workerapi.Callback{WorkerID: s.cfg.WorkerID, URL: s.URL(), State: workerapi.CallbackReady})
+	delay := 250 * time.Millisecond
+	for attempt := 1; attempt <= 5; attempt++ {
+		err := s.postCallback(ctx, body)
+		if err == nil {
+			s.log.Info("reported ready", "callback", s.cfg.CallbackURL)
+			return
+		}
+		s.log.Warn("ready callback failed", "callback", s.cfg.CallbackURL, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func (s *Server) postCallback(ctx context.Context, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.CallbackURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return api.ReadError(resp)
+	}
+	return nil
+}
+
+// engine returns the loaded engine, or an *api.Error while loading or stopping.
+func (s *Server) engine() (*engine.Engine, error) {
+	if s.stopping.Load() {
+		return nil, api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+	}
+	eng := s.eng.Load()
+	if eng == nil {
+		return nil, api.Errorf(http.StatusServiceUnavailable, "LOADING", "the model is still loading (%.0f%%); retry when GET /v1/ready says ready", 100*s.loadProgress())
+	}
+	return eng, nil
+}
+
+func (s *Server) loadProgress() float64 { return floatFromUint64(s.progress.Load()) }
+
+// readiness is the body of /v1/ready.
+func (s *Server) readiness() workerapi.Ready {
+	r := workerapi.Ready{
+		State:      workerapi.StateLoading,
+		SlotsTotal: s.cfg.Slots,
+		Progress:   s.loadProgress(),
+		WorkerID:   s.cfg.WorkerID,
+		Model:      modelName(s.cfg.ModelPath),
+	}
+	if eng := s.eng.Load(); eng != nil {
+		r.SlotsTotal, r.SlotsFree = eng.Slots()
+		r.Ready = true
+		r.State = workerapi.StateIdle
+		if r.SlotsFree < r.SlotsTotal {
+			r.State = workerapi.StateBusy
+		}
+	}
+	if s.stopping.Load() {
+		r.Ready = false
+		r.State = workerapi.StateStopping
+	}
+	return r
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	handle := func(pattern, method string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != method {
+				w.Header().Set("Allow", method)
+				api.WriteError(w, api.Errorf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "%s %s is not supported; use %s", r.Method, r.URL.Path, method))
+				return
+			}
+			h(w, r)
+		})
+	}
+	handle("/health", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	handle("/v1/ready", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, s.readiness())
+	})
+	handle("/v1/inference", http.MethodPost, s.handleInference)
+	handle("/v1/inference/{id}", http.MethodDelete, s.handleCancel)
+	handle("/v1/completions", http.MethodPost, s.handleCompletions)
+	handle("/v1/chat/completions", http.MethodPost, s.handleChatCompletions)
+	handle("/v1/admin/shutdown", http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "shutting down"})
+		s.stopOnce.Do(func() { close(s.stopCh) })
+	})
+	mux.Handle("/metrics", s.metrics.handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "NOT_FOUND", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	s.mux = mux
+}
+
+// Handler is the worker's HTTP API without authentication (for tests and
+// embedding; Run adds the bearer check).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// handleCancel is DELETE /v1/inference/{id}.
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.jobsMu.Lock()
+	cancel, ok := s.jobs[id]
+	s.jobsMu.Unlock()
+	if !ok {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "JOB_NOT_FOUND", "no running job %q on this worker (it may have finished)", id).WithDetails(map[string]any{"job_id": id}))
+		return
+	}
+	cancel()
+	s.log.Info("job cancelled by request", "job_id", id)
+	api.WriteJSON(w, http.StatusOK, workerapi.CancelResponse{JobID: id, Cancelled: true})
+}
+
+// addJob registers a running job; it fails when the id is taken.
+func (s *Server) addJob(id string, cancel context.CancelFunc) error {
+	s.jobsMu.Lock()
+	defer s.jobsMu.Unlock()
+	if _, taken := s.jobs[id]; taken {
+		return api.Errorf(http.StatusConflict, "JOB_EXISTS", "job %q is already running on this worker; pick another job_id", id).WithDetails(map[string]any{"field": "job_id"})
+	}
+	if s.stopping.Load() {
+		return api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+	}
+	s.jobs[id] = cancel
+	return nil
+}
+
+func (s *Server) removeJob(id string) {
+	s.jobsMu.Lock()
+	delete(s.jobs, id)
+	s.jobsMu.Unlock()
+}
+
+func uint64FromFloat(f float64) uint64 { return math.Float64bits(f) }
+func floatFromUint64(u uint64) float64 { return math.Float64frombits(u) }
+
+func modelName(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), ".gguf")
+}

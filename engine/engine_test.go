@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rbee-dev/rbee/gguf"
+)
+
+var (
+	tinyOnce sync.Once
+	tinyPath string
+	tinyErr  error
+)
+
+// tinyModel writes the tiny synth model once per test binary.
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	tinyOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rbee-engine-test")
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		tinyPath = filepath.Join(dir, "tiny.gguf")
+		_, tinyErr = gguf.SynthFile(context.Background(), tinyPath, "tiny", 1)
+	})
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
+	}
+	return tinyPath
+}
+
+func load(t *testing.T, opts Options) *Engine {
+	t.Helper()
+	e, err := Load(context.Background(), tinyModel(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func greedy() Sampling {
+	s := DefaultSampling()
+	s.Temperature = 0
+	s.Seed = 1
+	return s
+}
+
+func TestGenerateMaxTokensAndStats(t *testing.T) {
+	var progress []float32
+	e, err := Load(context.Background(), tinyModel(t), Options{Slots: 2, CtxSize: 256, Progress: func(p float32) { progress = append(progress, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if len(progress) == 0 || progress[len(progress)-1] != 1 {
+		t.Errorf("progress callbacks %v, want ending at 1", progress)
+	}
+	prompt, err := e.Tokenize("Once upon a time", true)
+	if err != nil || len(prompt) == 0 {
+		t.Fatalf("tokenize: %v %v", prompt, err)
+	}
+	var got []Token
+	st, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 12, Sampling: greedy()}, func(tk Token) { got = append(got, tk) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.StopReason == StopMaxTokens && (st.Tokens != 12 || len(got) != 12) {
+		t.Fatalf("tokens %d, events %d, want 12", st.Tokens, len(got))
+	}
+	if st.PromptTokens != len(prompt) || st.PromptTime <= 0 {
+		t.Errorf("stats %+v", st)
+	}
+	for i, tk := range got {
+		if tk.Index != i {
+			t.Fatalf("token %d has index %d", i, tk.Index)
+		}
+	}
+	if total, free := e.Slots(); total != 2 || free != 2 {
+		t.Fatalf("slots %d/%d after the end", free, total)
+	}
+}
+
+func TestGreedyIsDeterministicAndBatchingAgrees(t *testing.T) {
+	e := load(t, Options{Slots: 4, CtxSize: 256})
+	prompt, _ := e.Tokenize("The quick brown fox", true)
+	text := func(ctx context.Context) string {
+		var b strings.Builder
+		_, err := e.Generate(ctx, Request{Prompt: prompt, MaxTokens: 16, Sampling: greedy()}, func(tk Token) { b.WriteString(tk.Text) })
+		if err != nil {
+			t.Error(err)
+		}
+		return b.String()
+	}
+	alone := text(context.Background())
+	var wg sync.WaitGroup
+	outs := make([]string, 4)
+	for i := range outs {
+		wg.Add(1)
+		go func() { defer wg.Done(); outs[i] = text(context.Background()) }()
+	}
+	wg.Wait()
+	for i, o := range outs {
+		if o != alone {
+			t.Errorf("sequence %d in a batch gave %q, alone %q", i, o, alone)
+		}
+	}
+}
+
+func TestBusyAndCancelFreesSlot(t *testing.T) {
+	e := load(t, Options{Slots: 1, CtxSize: 4096})
+	prompt, _ := e.Tokenize("hello", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 4000, Sampling: greedy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-s.C // generating
+	if _, err := e.Start(context.Background(), Request{Prompt: prompt, MaxTokens: 1, Sampling: greedy()}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second request: %v, want ErrBusy", err)
+	}
+	cancel()
+	for range s.C {
+	}
+	if s.Stats().StopReason != StopCancelled {
+		t.Fatalf("stop reason %q", s.Stats().StopReason)
+	}
+	if _, free := e.Slots(); free != 1 {
+		t.Fatal("slot not freed after cancel")
+	}
+	// The freed slot starts clean: the same greedy request gives the same text.
+	a := collect(t, e, prompt)
+	b := collect(t, e, prompt)
+	if a != b {
+		t.Fatalf("after cancel %q != %q", a, b)
+	}
+}
+
+func collect(t *testing.T, e *Engine, prompt []int) string {
+	var b strings.Builder
+	if _, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 8, Sampling: greedy()}, func(tk Token) { b.WriteString(tk.Text) }); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestRequestErrors(t *testing.T) {
+	e := load(t, Options{Slots: 1, CtxSize: 64})
+	for _, r := range []Request{{}, {Prompt: []int{1}}, {Prompt: []int{1}, MaxTokens: 64}} {
+		if _, err := e.Start(context.Background(), r); !errors.Is(err, ErrRequest) {
+			t.Errorf("%+v: %v, want ErrRequest", r, err)
+		}
+	}
+}
+
+func TestStopStrings(t *testing.T) {
+	tests := []struct {
+		stops  []string
+		pieces []string
+		want   []string
+		stop   int // index of the piece where the stop is found, -1 none
+	}{
+		{nil, []string{"a", "b"}, []string{"a", "b"}, -1},
+		{[]string{"END"}, []string{"xE", "N", "Dy"}, []string{"x", "", ""}, 2},
+		{[]string{"END"}, []string{"xE", "N", "o"}, []string{"x", "", "ENo"}, -1},
+		{[]string{"\n\n"}, []string{"a\n", "\nb"}, []string{"a", ""}, 1},
+		{nil, []string{"\xe2\x82", "\xac!"}, []string{"", "€!"}, -1},
+	}
+	for _, tt := range tests {
+		s := &Stream{req: Request{Stop: tt.stops}}
+		for i, p := range tt.pieces {
+			got, stopped := s.release(p, false)
+			if got != tt.want[i] {
+				t.Errorf("%v %q: piece %d released %q, want %q", tt.stops, tt.pieces, i, got, tt.want[i])
+			}
+			if stopped != (i == tt.stop) {
+				t.Errorf("%v %q: piece %d stopped=%v", tt.stops, tt.pieces, i, stopped)
+			}
+			if stopped {
+				break
+			}
+		}
+	}
+}
+
+func TestDecodeLoop(t *testing.T) {
+	e := load(t, Options{Slots: 2, CtxSize: 128})
+	prompt, _ := e.Tokenize("benchmark", true)
+	r, err := e.DecodeLoop(context.Background(), prompt, 2, 10, greedy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tokens != 10 || r.TokensPerSecond() <= 0 {
+		t.Fatalf("%+v", r)
+	}
+	if _, free := e.Slots(); free != 2 {
+		t.Fatal("slots not returned")
+	}
+}
+
+func TestLoadCloseRepeatedly(t *testing.T) {
+	path := tinyModel(t)
+	rss := func() int {
+		b, _ := os.ReadFile("/proc/self/statm")
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			return 0
+		}
+		n, _ := strconv.Atoi(f[1])
+		return n * os.Getpagesize()
+	}
+	var first int
+	var last *Engine
+	for i := range 6 {
+		e, err := Load(context.Background(), path, Options{Slots: 2, CtxSize: 512})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompt, _ := e.Tokenize("again", true)
+		if _, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 4, Sampling: greedy()}, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.Close()
+		e.Close() // idempotent
+		last = e
+		if i == 1 {
+			first = rss()
+		}
+	}
+	if first > 0 {
+		if grown := rss() - first; grown > 32<<20 {
+			t.Fatalf("resident memory grew by %d MiB over 4 load/close cycles", grown>>20)
+		}
+	}
+	if _, err := last.Start(context.Background(), Request{Prompt: []int{1}, MaxTokens: 1}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("start on a closed engine: %v, want ErrClosed", err)
+	}
+}

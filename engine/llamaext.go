@@ -1,0 +1,124 @@
+package engine
+
+/*
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+// The few llama.cpp entry points the Go binding does not wrap. The symbols are
+// linked from the binding's own llama.cpp build; the prototypes are copied
+// from llama.h and sampling_ext.h of the pinned module version.
+struct llama_model;
+struct llama_context;
+struct common_sampler;
+struct rbee_chat_message { const char * role; const char * content; };
+
+void llama_free(struct llama_context * ctx);
+uint64_t llama_model_size(const struct llama_model * model);
+const char * llama_model_chat_template(const struct llama_model * model, const char * name);
+int32_t llama_model_meta_val_str(const struct llama_model * model, const char * key, char * buf, size_t buf_size);
+int32_t llama_chat_apply_template(const char * tmpl, const struct rbee_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
+void common_sampler_cfree(struct common_sampler * sampler);
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+)
+
+// The binding's handle types each hold the C pointer as their first field
+// (checked against github.com/ollama/ollama v0.17.4). These views read it so
+// that we can free what the binding has no method for.
+type (
+	modelView   struct{ c *C.struct_llama_model }
+	contextView struct{ c *C.struct_llama_context }
+	samplerView struct{ c *C.struct_common_sampler }
+)
+
+func cModel(m *llama.Model) *C.struct_llama_model {
+	return (*modelView)(unsafe.Pointer(m)).c
+}
+
+// freeContext releases a llama context (its KV cache and compute buffers).
+func freeContext(lc *llama.Context) {
+	v := (*contextView)(unsafe.Pointer(lc))
+	if v.c != nil {
+		C.llama_free(v.c)
+		v.c = nil
+	}
+}
+
+// freeSampler releases a sampling context now instead of at garbage collection.
+func freeSampler(sc *llama.SamplingContext) {
+	v := (*samplerView)(unsafe.Pointer(sc))
+	if v.c == nil {
+		return
+	}
+	runtime.SetFinalizer(sc, nil)
+	C.common_sampler_cfree(v.c)
+	v.c = nil
+}
+
+// modelSize is the number of bytes of the model's tensors.
+func modelSize(m *llama.Model) uint64 {
+	return uint64(C.llama_model_size(cModel(m)))
+}
+
+// modelMeta returns a GGUF metadata value as a string, or "" when absent.
+func modelMeta(m *llama.Model, key string) string {
+	ck := C.CString(key)
+	defer C.free(unsafe.Pointer(ck))
+	buf := make([]byte, 256)
+	for {
+		n := int(C.llama_model_meta_val_str(cModel(m), ck, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))))
+		if n < 0 {
+			return ""
+		}
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, n+1)
+	}
+}
+
+// chatTemplate returns the model's tokenizer.chat_template, or "".
+func chatTemplate(m *llama.Model) string {
+	p := C.llama_model_chat_template(cModel(m), nil)
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+// applyTemplate renders messages with llama.cpp's built-in template
+// detection. ok is false when llama.cpp does not recognise tmpl.
+func applyTemplate(tmpl string, msgs []Message, addAssistant bool) (string, bool) {
+	ctmpl := C.CString(tmpl)
+	defer C.free(unsafe.Pointer(ctmpl))
+	cmsgs := (*C.struct_rbee_chat_message)(C.malloc(C.size_t(len(msgs)+1) * C.size_t(unsafe.Sizeof(C.struct_rbee_chat_message{}))))
+	defer C.free(unsafe.Pointer(cmsgs))
+	view := unsafe.Slice(cmsgs, len(msgs)+1)
+	size := 0
+	for i, m := range msgs {
+		view[i].role = C.CString(m.Role)
+		view[i].content = C.CString(m.Content)
+		size += len(m.Role) + len(m.Content)
+		defer C.free(unsafe.Pointer(view[i].role))
+		defer C.free(unsafe.Pointer(view[i].content))
+	}
+	buf := make([]byte, 2*size+1024)
+	for {
+		n := int(C.llama_chat_apply_template(ctmpl, cmsgs, C.size_t(len(msgs)), C.bool(addAssistant), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf))))
+		if n < 0 {
+			return "", false
+		}
+		if n <= len(buf) {
+			return string(buf[:n]), true
+		}
+		buf = make([]byte, n)
+	}
+}
