@@ -23,7 +23,7 @@ func init() { stepSets = append(stepSets, registerApplySteps) }
 // hiveOf returns a client for the hive apply installed on test host name
 // (its token is read from the install dir, as an operator would).
 func (w *world) hiveOf(name string) (*hiveapi.Client, error) {
-	prefix := strings.ToUpper(nonWord.ReplaceAllString(name, "_"))
+	prefix := varPrefix(name)
 	host, port, dir := w.vars[prefix+"_HOST"], w.vars[prefix+"_HIVE_PORT"], w.vars[prefix+"_DIR"]
 	if host == "" {
 		return nil, fmt.Errorf("no test host %q in this scenario", name)
@@ -93,7 +93,7 @@ func registerApplySteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 	sc.Step(`^the hive on "([^"]*)" is killed$`, func(name string) error {
-		prefix := strings.ToUpper(nonWord.ReplaceAllString(name, "_"))
+		prefix := varPrefix(name)
 		b, err := os.ReadFile(filepath.Join(w.vars[prefix+"_DIR"], "hive.pid"))
 		if err != nil {
 			return err

@@ -1,0 +1,250 @@
+// Package testsshd starts real OpenSSH servers on loopback addresses for
+// tests and benchmarks: one sshd per test "host", with a generated host key,
+// a client key it accepts and a known_hosts file that lists it.
+package testsshd
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Binary is the OpenSSH server that is started.
+var Binary = "/usr/sbin/sshd"
+
+// Keys is the client side shared by every test host: a key pair and a
+// known_hosts file.
+type Keys struct {
+	Dir        string
+	ClientKey  string // private key file (the .pub sits beside it)
+	KnownHosts string
+	User       string // the local user, who logs in
+	mu         sync.Mutex
+}
+
+// NewKeys generates a client key and an empty known_hosts file in dir.
+func NewKeys(dir string) (*Keys, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	key := filepath.Join(dir, "id_ed25519")
+	if err := keygen(key, "rbee-test"); err != nil {
+		return nil, err
+	}
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		return nil, err
+	}
+	u, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{Dir: dir, ClientKey: key, KnownHosts: known, User: u.Username}, nil
+}
+
+// NewKey generates another key pair in the keys' folder (one no host accepts).
+func (k *Keys) NewKey(name string) (string, error) {
+	p := filepath.Join(k.Dir, name)
+	return p, keygen(p, name)
+}
+
+func keygen(path, comment string) error {
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	return nil
+}
+
+// FreePort returns a TCP port nothing listens on at host.
+func FreePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("address %s is not usable on this machine: %w", host, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Server is one running sshd.
+type Server struct {
+	Name string
+	Addr string // listen address, e.g. 127.0.0.2
+	Port int
+	Log  *SyncBuffer // sshd's output (-e)
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs an sshd for host name on addr (a free port) with its files in
+// dir, accepting the client key, and adds its host key to known_hosts.
+func (k *Keys) Start(name, addr, dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, fmt.Errorf("sshd needs /run/sshd: %w", err)
+	}
+	port, err := FreePort(addr)
+	if err != nil {
+		return nil, err
+	}
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	if err := keygen(hostKey, name); err != nil {
+		return nil, err
+	}
+	pub, err := os.ReadFile(k.ClientKey + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "sshd_config")
+	conf := fmt.Sprintf(`Port %d
+ListenAddress %s
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+MaxSessions 64
+MaxStartups 64
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+`, port, addr, hostKey, filepath.Join(dir, "sshd.pid"), authorized)
+	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.Fields(string(hostPub))
+	if err := k.addKnownHost(fmt.Sprintf("[%s]:%d %s %s\n", addr, port, fields[0], fields[1])); err != nil {
+		return nil, err
+	}
+	s := &Server{Name: name, Addr: addr, Port: port, Log: &SyncBuffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command(Binary, "-D", "-e", "-f", config)
+	s.cmd.Stdout, s.cmd.Stderr = s.Log, s.Log
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sshd: %w", err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	target := net.JoinHostPort(addr, strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("sshd for %s exited:\n%s", name, s.Log.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", target, time.Second)
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("sshd for %s does not listen on %s: %v\n%s", name, target, err, s.Log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (k *Keys) addKnownHost(line string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f, err := os.OpenFile(k.KnownHosts, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(line)
+	return err
+}
+
+// Stop ends the sshd and its session processes (SIGTERM, SIGKILL after 5 s).
+func (s *Server) Stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ProcessesUnder lists processes whose executable lies in dir, with their command lines.
+func ProcessesUnder(dir string) map[int]string {
+	found := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(strings.TrimSuffix(exe, " (deleted)"), prefix) {
+			continue
+		}
+		if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); strings.Contains(string(st), ") Z ") {
+			continue // a zombie runs nothing
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		found[pid] = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return found
+}
+
+// StopProcessesUnder ends what runs from dir: SIGTERM, then SIGKILL after 10 s.
+func StopProcessesUnder(dir string) {
+	for pid := range ProcessesUnder(dir) {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ProcessesUnder(dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for pid := range ProcessesUnder(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
