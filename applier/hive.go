@@ -17,6 +17,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier/transport"
+	"github.com/rbee-dev/rbee/config"
 )
 
 // Node is what apply needs to know to install, reach and remove a hive.
@@ -30,7 +31,7 @@ type Node struct {
 	Env        map[string]string // environment of the hive and its workers
 	// Binary is the local file installed as the hive; empty means the running executable.
 	Binary string
-	// InstallMode is "process" (setsid, the default) or "systemd".
+	// InstallMode is config.InstallSetsid (the default) or config.InstallSystemd.
 	InstallMode string
 }
 
@@ -79,7 +80,7 @@ type InstalledHive struct {
 	Token        string
 	Version      string
 	BinarySHA256 string
-	Mode         string // process | systemd
+	Mode         string // setsid | systemd
 }
 
 // HealthTimeout bounds the wait for a freshly started hive to answer /v1/health.
@@ -216,9 +217,9 @@ echo $! >"$pidfile"`
 // startHive starts the hive as a systemd unit (install_mode = "systemd" on a
 // node running systemd) or as a detached process in its own session.
 func startHive(ctx context.Context, t transport.Transport, n Node) (string, error) {
-	if n.InstallMode == "systemd" {
+	if n.InstallMode == config.InstallSystemd {
 		if _, err := t.Run(ctx, []string{"test", "-d", "/run/systemd/system"}, nil); err == nil {
-			return "systemd", startUnit(ctx, t, n)
+			return config.InstallSystemd, startUnit(ctx, t, n)
 		}
 		slog.Warn("install_mode is systemd but the node does not run systemd; starting the hive as a detached process", "node", n.Name)
 	}
@@ -228,7 +229,7 @@ func startHive(ctx context.Context, t transport.Transport, n Node) (string, erro
 	if _, err := t.Run(ctx, argv, nil); err != nil {
 		return "", fmt.Errorf("start the hive on %s: %w", n.where(), err)
 	}
-	return "process", nil
+	return config.InstallSetsid, nil
 }
 
 // systemdQuote quotes one word for a unit file's ExecStart or Environment.
@@ -274,7 +275,7 @@ func waitHealthy(ctx context.Context, t transport.Transport, n Node, token strin
 			return hiveapi.Health{}, ctx.Err()
 		}
 		// A hive that already exited will not come up: stop waiting.
-		if out, err := t.Run(ctx, []string{"sh", "-c", `[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && echo up || echo down`, "sh", n.pidPath()}, nil); err == nil && strings.TrimSpace(string(out)) == "down" && n.InstallMode != "systemd" {
+		if out, err := t.Run(ctx, []string{"sh", "-c", `[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && echo up || echo down`, "sh", n.pidPath()}, nil); err == nil && strings.TrimSpace(string(out)) == "down" && n.InstallMode != config.InstallSystemd {
 			last = errors.New("the hive process exited")
 			break
 		}

@@ -1,0 +1,256 @@
+package applier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/state"
+)
+
+// TokenDir is the folder inside the state folder that keeps each node's hive
+// token (one 0600 file per node), so the CLI can talk to hives that need one.
+const TokenDir = "hive-tokens"
+
+// Tokens stores hive tokens beside the state.
+type Tokens struct{ Dir string }
+
+// NewTokens returns the token store of a state folder.
+func NewTokens(stateDir string) Tokens { return Tokens{Dir: filepath.Join(stateDir, TokenDir)} }
+
+// Get returns the token of node's hive, or "" when none is recorded.
+func (t Tokens) Get(node string) (string, error) {
+	p := filepath.Join(t.Dir, node)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return api.ReadTokenFile(p)
+}
+
+// Put records node's token with mode 0600.
+func (t Tokens) Put(node, token string) error {
+	if err := os.MkdirAll(t.Dir, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(t.Dir, "."+node+".tmp")
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(t.Dir, node))
+}
+
+// Remove forgets node's token.
+func (t Tokens) Remove(node string) error {
+	err := os.Remove(filepath.Join(t.Dir, node))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Client returns a hive client for a node record.
+func (t Tokens) Client(n *state.NodeRecord) (*hiveapi.Client, error) {
+	tok, err := t.Get(n.Name)
+	if err != nil {
+		return nil, fmt.Errorf("hive token of node %s: %w", n.Name, err)
+	}
+	url := n.HiveURL
+	if url == "" {
+		url = nodeFromRecord(n).HiveURL()
+	}
+	return hiveapi.NewClient(url, tok), nil
+}
+
+// Refresher asks every hive in state for its live state (GET /v1/state) and
+// returns the state as it really is: unreachable nodes, dead or failed
+// workers, deleted or changed models and replaced hive binaries show up in
+// the records' statuses, for the planner to turn into drift.
+type Refresher struct {
+	Tokens  Tokens
+	Timeout time.Duration // per hive; default 10 s
+}
+
+// NewRefresher returns the live refresher for the state in stateDir.
+func NewRefresher(stateDir string) *Refresher {
+	return &Refresher{Tokens: NewTokens(stateDir), Timeout: 10 * time.Second}
+}
+
+// Live is what one hive answered, or why it did not.
+type Live struct {
+	State *hiveapi.State
+	Err   error
+}
+
+// Query asks all the given nodes' hives in parallel.
+func (r *Refresher) Query(ctx context.Context, nodes []*state.NodeRecord) map[string]Live {
+	out := make(map[string]Live, len(nodes))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			l := r.queryOne(ctx, n)
+			mu.Lock()
+			out[n.Name] = l
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *Refresher) queryOne(ctx context.Context, n *state.NodeRecord) Live {
+	c, err := r.Tokens.Client(n)
+	if err != nil {
+		return Live{Err: err}
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := c.State(qctx)
+	if err != nil {
+		return Live{Err: err}
+	}
+	return Live{State: &st}
+}
+
+// Refresh returns a copy of snap updated from the live hives. Records of
+// unreachable nodes keep their last known content with the node marked
+// unreachable (a warning says why).
+func (r *Refresher) Refresh(ctx context.Context, snap *state.Snapshot) (*state.Snapshot, error) {
+	out := snap.Clone()
+	nodes := make([]*state.NodeRecord, 0, len(out.Nodes))
+	for _, n := range out.Nodes {
+		nodes = append(nodes, n)
+	}
+	live := r.Query(ctx, nodes)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	now := time.Now().UTC()
+	for _, n := range out.Nodes {
+		Merge(out, n.Name, live[n.Name], now)
+	}
+	return out, nil
+}
+
+// Merge writes what node's hive answered into snap.
+func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
+	n := snap.Node(node)
+	if n == nil {
+		return
+	}
+	if l.State == nil {
+		n.Status = state.NodeUnreachable
+		n.Warnings = []string{fmt.Sprintf("hive at %s does not answer: %s", n.HiveURL, shortErr(l.Err))}
+		return
+	}
+	st := l.State
+	n.Status = state.NodeReady
+	n.LastContact = now
+	n.Warnings = nil
+	n.HiveVersion = st.Version
+	if st.BinarySHA256 != "" {
+		// A different checksum than the one apply installed means the binary was
+		// replaced: the planner compares against the configured binary.
+		n.BinarySHA256 = st.BinarySHA256
+	}
+	models := map[string]hiveapi.Model{}
+	for _, m := range st.Models {
+		models[m.Name] = m
+	}
+	for a, m := range snap.Models {
+		if a.Node != node {
+			continue
+		}
+		lm, ok := models[m.Name]
+		switch {
+		case !ok:
+			m.Status = state.ModelMissing
+		case m.ActualSHA256 != "" && lm.SHA256 != "" && lm.SHA256 != m.ActualSHA256:
+			m.Status = state.ModelChanged
+			m.ActualSHA256 = lm.SHA256
+		default:
+			m.Status = state.ModelReady
+			if lm.SHA256 != "" {
+				m.ActualSHA256 = lm.SHA256
+			}
+			m.Path, m.Size = lm.Path, lm.Size
+		}
+	}
+	workers := map[string]hiveapi.WorkerStatus{}
+	for _, w := range st.Workers {
+		workers[w.ID] = w
+	}
+	for a, w := range snap.Workers {
+		if a.Node != node {
+			continue
+		}
+		id := w.ID
+		if id == "" {
+			id = WorkerID(w.Pool, w.Index)
+		}
+		lw, ok := workers[id]
+		if !ok {
+			w.State = state.WorkerMissing
+			w.PID, w.URL = 0, ""
+			continue
+		}
+		w.ID = id
+		w.State = workerState(lw.State)
+		w.PID, w.URL, w.Restarts = lw.PID, lw.URL, lw.Restarts
+		if lw.Port != 0 && w.Port == 0 {
+			w.Port = lw.Port
+		}
+		if lw.ConfigHash != "" {
+			w.ConfigHash = lw.ConfigHash
+		}
+	}
+}
+
+// workerState maps the hive's worker states onto the state package's.
+func workerState(s string) string {
+	switch s {
+	case hiveapi.StateIdle:
+		return state.WorkerIdle
+	case hiveapi.StateBusy:
+		return state.WorkerBusy
+	case hiveapi.StateLoading, hiveapi.StateStarting:
+		return state.WorkerLoading
+	case hiveapi.StateFailed:
+		return state.WorkerFailed
+	case hiveapi.StateRestarting:
+		return state.WorkerCrashed
+	case hiveapi.StateStopped, hiveapi.StateStopping:
+		return state.WorkerStopped
+	}
+	return s
+}
+
+// WorkerID is the hive's id of worker index of pool.
+func WorkerID(pool string, index int) string { return fmt.Sprintf("%s-%d", pool, index) }
+
+func shortErr(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": dial tcp"); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
+}
