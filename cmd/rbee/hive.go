@@ -1,6 +1,58 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
-// TODO(owner of this file): replace this placeholder.
-func hiveCommands() []*cobra.Command { return nil }
+	"github.com/rbee-dev/rbee/agents/hive"
+	"github.com/rbee-dev/rbee/agents/hive/modelstore"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/spf13/cobra"
+)
+
+// hiveCommands returns `rbee hive`, the node agent.
+func hiveCommands() []*cobra.Command {
+	var cfg hive.Config
+	var tokenFile string
+	cmd := &cobra.Command{
+		Use:   "hive --listen ADDR --data-dir DIR [--token-file F]",
+		Short: "Run the node agent: model catalog, worker supervisor, live state (HTTP)",
+		Long: `Run the hive, rbee's node agent. It downloads and catalogues models, checks
+resources, spawns and supervises rbee workers on ports 8001 and up (bound to
+the same host as --listen), and reports the node's live state on /v1/state.
+
+A non-loopback --listen needs --token-file (a 0600 file with a bearer token).
+HF_ENDPOINT and HF_TOKEN in the environment are used for hf: models and are
+passed on to workers. SIGTERM stops every worker before the hive exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenFile != "" {
+				tok, err := api.ReadTokenFile(tokenFile)
+				if err != nil {
+					return exitCode(1, err)
+				}
+				cfg.Token, cfg.TokenFile = tok, tokenFile
+			}
+			cfg.Version = version
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			if err := hive.Run(ctx, cfg); err != nil {
+				return exitCode(1, err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9200", "address to serve the API on (host:port)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the model catalog, models, worker list and logs (required)")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (mode 0600); required for a non-loopback --listen")
+	f.DurationVar(&cfg.HealthInterval, "health-interval", hive.DefaultHealthInterval, "how often workers are health-checked")
+	f.DurationVar(&cfg.StallTimeout, "stall-timeout", modelstore.DefaultStallTimeout, "a download with no data for this long is retried")
+	f.DurationVar(&cfg.StopGrace, "stop-grace", hive.DefaultStopGrace, "how long a worker gets to stop after SIGTERM before SIGKILL")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return []*cobra.Command{cmd}
+}

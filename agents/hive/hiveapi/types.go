@@ -106,8 +106,12 @@ type WorkerConfig struct {
 	Pool        string `json:"pool,omitempty"`
 }
 
-// Defaults applied by Normalized.
+// Limits and defaults of WorkerConfig fields.
 const (
+	MaxSlots   = 64
+	MinCtxSize = 64
+	MaxCtxSize = 1 << 20
+
 	DefaultSlots       = 4
 	DefaultCtxSize     = 2048
 	DefaultLoadTimeout = 5 * time.Minute
@@ -137,6 +141,9 @@ func canonicalDuration(s string, def time.Duration) string {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return s // left for validation to reject
+	}
+	if d == 0 {
+		d = def
 	}
 	return d.String()
 }

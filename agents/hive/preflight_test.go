@@ -1,0 +1,155 @@
+package hive
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
+)
+
+func TestEstimateMemory(t *testing.T) {
+	const mib = 1 << 20
+	tinyllama := KVShape{Layers: 22, Embedding: 2048, Heads: 32, KVHeads: 4}
+	tests := []struct {
+		name      string
+		size      int64
+		kv        KVShape
+		ctx       int
+		slots     int
+		wantModel int64
+		wantKV    int64
+	}{
+		{"no KV shape: model × 1.2 only", 1000 * mib, KVShape{}, 2048, 4, 1200 * mib, 0},
+		// 2 (K,V) × 22 layers × 256 kv dim × 2 bytes × 2048 × 1 = 44 MiB
+		{"tinyllama one slot", 620 * mib, tinyllama, 2048, 1, 744 * mib, 44 * mib},
+		{"tinyllama four slots", 620 * mib, tinyllama, 2048, 4, 744 * mib, 176 * mib},
+		// full attention: kv dim = embedding
+		{"no GQA", 100 * mib, KVShape{Layers: 2, Embedding: 128, Heads: 4, KVHeads: 4}, 1024, 2, 120 * mib, 2 * 2 * 128 * 2 * 1024 * 2},
+		{"tiny synth at the largest context", 2 * mib, KVShape{Layers: 2, Embedding: 128, Heads: 4, KVHeads: 2}, 1 << 20, 64, 2*mib + 2*mib/5, 32 << 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := EstimateMemory(tt.size, tt.kv, tt.ctx, tt.slots)
+			if got.ModelBytes != tt.wantModel || got.KVBytes != tt.wantKV || got.Total != tt.wantModel+tt.wantKV {
+				t.Errorf("EstimateMemory = %+v, want model %d kv %d", got, tt.wantModel, tt.wantKV)
+			}
+		})
+	}
+}
+
+func TestPreflightBackendsAndRAM(t *testing.T) {
+	model := hiveapi.Model{Name: "m", Path: "/nonexistent.gguf", Size: 1 << 30}
+	cpuOnly := hiveapi.Resources{Backends: []string{"cpu"}, RAMAvailable: 8 << 30}
+	withGPU := hiveapi.Resources{Backends: []string{"cpu", "cuda"}, RAMAvailable: 8 << 30,
+		GPUs: []hiveapi.GPU{{Index: 0, Backend: "cuda", VRAMFree: 1 << 30}}}
+	tests := []struct {
+		name     string
+		cfg      hiveapi.WorkerConfig
+		res      hiveapi.Resources
+		wantCode string
+		wantText string
+	}{
+		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "available: cpu"},
+		{"metal on this node", hiveapi.WorkerConfig{Backend: "metal"}, withGPU, "BACKEND_UNAVAILABLE", "available: cpu, cuda"},
+		{"cpu device 1", hiveapi.WorkerConfig{Backend: "cpu", Device: 1}, cpuOnly, "DEVICE_NOT_FOUND", "device 0"},
+		{"cuda device 3 of 1", hiveapi.WorkerConfig{Backend: "cuda", Device: 3}, withGPU, "DEVICE_NOT_FOUND", "devices: [0]"},
+		{"unreadable model", hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 2048, Slots: 1}, cpuOnly, "INVALID_MODEL", "cannot be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := preflight(tt.cfg, model, tt.res)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != tt.wantCode || !strings.Contains(ae.Message, tt.wantText) {
+				t.Fatalf("preflight = %v, want %s containing %q", err, tt.wantCode, tt.wantText)
+			}
+		})
+	}
+}
+
+func TestValidateWorker(t *testing.T) {
+	ok := hiveapi.WorkerConfig{Model: "tiny"}.Normalized()
+	tests := []struct {
+		name  string
+		id    string
+		mod   func(c *hiveapi.WorkerConfig)
+		field string
+	}{
+		{"valid", "chat-0", func(*hiveapi.WorkerConfig) {}, ""},
+		{"bad id", "Chat_0", func(*hiveapi.WorkerConfig) {}, "INVALID_NAME"},
+		{"id too long", strings.Repeat("a", 65), func(*hiveapi.WorkerConfig) {}, "INVALID_NAME"},
+		{"bad model", "w", func(c *hiveapi.WorkerConfig) { c.Model = "../x" }, "model"},
+		{"zero slots after normalize is impossible; negative", "w", func(c *hiveapi.WorkerConfig) { c.Slots = -1 }, "slots"},
+		{"too many slots", "w", func(c *hiveapi.WorkerConfig) { c.Slots = 65 }, "slots"},
+		{"tiny ctx", "w", func(c *hiveapi.WorkerConfig) { c.CtxSize = 8 }, "ctx_size"},
+		{"huge ctx", "w", func(c *hiveapi.WorkerConfig) { c.CtxSize = 1<<20 + 1 }, "ctx_size"},
+		{"negative threads", "w", func(c *hiveapi.WorkerConfig) { c.Threads = -2 }, "threads"},
+		{"bad backend", "w", func(c *hiveapi.WorkerConfig) { c.Backend = "rocm" }, "backend"},
+		{"bad device", "w", func(c *hiveapi.WorkerConfig) { c.Device = -1 }, "device"},
+		{"bad idle timeout", "w", func(c *hiveapi.WorkerConfig) { c.IdleTimeout = "soon" }, "idle_timeout"},
+		{"negative load timeout", "w", func(c *hiveapi.WorkerConfig) { c.LoadTimeout = "-1s" }, "load_timeout"},
+		{"bad pool", "w", func(c *hiveapi.WorkerConfig) { c.Pool = "Chat Pool" }, "pool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.mod(&c)
+			err := validateWorker(tt.id, c)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ae *api.Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("validateWorker = %v, want an error about %s", err, tt.field)
+			}
+			if ae.Code != tt.field && ae.Details["field"] != tt.field {
+				t.Errorf("error %v (details %v) is not about %s", ae, ae.Details, tt.field)
+			}
+		})
+	}
+}
+
+func TestConfigHashIgnoresSpelling(t *testing.T) {
+	a := hiveapi.WorkerConfig{Model: "tiny"}
+	b := hiveapi.WorkerConfig{Model: "tiny", Slots: hiveapi.DefaultSlots, CtxSize: 2048, Backend: "cpu", IdleTimeout: "0s", LoadTimeout: "300s"}
+	c := hiveapi.WorkerConfig{Model: "tiny", CtxSize: 4096}
+	if hiveapi.ConfigHash(a) != hiveapi.ConfigHash(b) {
+		t.Errorf("equivalent configs hash differently: %s vs %s", hiveapi.ConfigHash(a), hiveapi.ConfigHash(b))
+	}
+	if hiveapi.ConfigHash(a) == hiveapi.ConfigHash(c) {
+		t.Errorf("different ctx_size hashes the same")
+	}
+}
+
+func TestLogRing(t *testing.T) {
+	r := newLogRing(3, "")
+	r.Write([]byte("one\ntwo\nthr"))
+	r.Write([]byte("ee\nfour\npart"))
+	got := strings.Join(r.Tail(10), ",")
+	if got != "three,four,part" && got != "two,three,four,part" {
+		t.Errorf("Tail = %q", got)
+	}
+	if got := strings.Join(r.Tail(2), ","); got != "four,part" {
+		t.Errorf("Tail(2) = %q", got)
+	}
+}
+
+func TestPortPoolSkipsBusyAndTaken(t *testing.T) {
+	busy := map[int]bool{8002: true}
+	p := newPortPool("127.0.0.1", 8001, discardLogger())
+	p.canBind = func(_ string, port int) bool { return !busy[port] }
+	a, _ := p.allocate("a")
+	b, _ := p.allocate("b")
+	if a != 8001 || b != 8003 {
+		t.Fatalf("got ports %d, %d; want 8001, 8003", a, b)
+	}
+	p.release(a)
+	c, _ := p.allocate("c")
+	if c != 8001 {
+		t.Errorf("released port not reused: got %d", c)
+	}
+}

@@ -1,0 +1,141 @@
+package hive
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/agents/hive/modelstore"
+	"github.com/rbee-dev/rbee/engine/cpu"
+)
+
+// interestingCPUFlags are the /proc/cpuinfo flags that matter for llama.cpp
+// kernels; the state reports only these.
+var interestingCPUFlags = []string{
+	"sse3", "pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe",
+	"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni",
+	"amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve", "i8mm",
+}
+
+// Probe reads what the node has. It is a variable so that tests can replace it.
+type Probe struct {
+	DataDir string
+	// GPUs lists accelerators; nil uses nvidia-smi / /proc on Linux and one
+	// Metal device on macOS.
+	GPUs func(ctx context.Context) []hiveapi.GPU
+}
+
+// Resources returns the node's resources now.
+func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
+	r := hiveapi.Resources{CPUCount: runtime.NumCPU(), CPUFeatures: []string{}, GPUs: []hiveapi.GPU{}}
+	r.RAMTotal, r.RAMAvailable = memInfo()
+	if free, err := modelstore.DiskFree(p.DataDir); err == nil {
+		r.DiskFree = free
+	}
+	if have, err := cpu.HostFeatures(); err == nil {
+		for _, f := range have {
+			if slices.Contains(interestingCPUFlags, f) {
+				r.CPUFeatures = append(r.CPUFeatures, f)
+			}
+		}
+		slices.Sort(r.CPUFeatures)
+		r.CPUFeatures = slices.Compact(r.CPUFeatures)
+	}
+	gpus := p.GPUs
+	if gpus == nil {
+		gpus = detectGPUs
+	}
+	if g := gpus(ctx); g != nil {
+		r.GPUs = g
+	}
+	r.Backends = backends(r.GPUs)
+	return r
+}
+
+// backends are the backends a worker can use given the GPUs: cpu always.
+func backends(gpus []hiveapi.GPU) []string {
+	out := []string{hiveapi.BackendCPU}
+	for _, g := range gpus {
+		if !slices.Contains(out, g.Backend) {
+			out = append(out, g.Backend)
+		}
+	}
+	return out
+}
+
+// memInfo returns MemTotal and MemAvailable from /proc/meminfo, in bytes.
+func memInfo() (total, available int64) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		n, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "MemTotal:":
+			total = n * 1024
+		case "MemAvailable:":
+			available = n * 1024
+		}
+	}
+	return total, available
+}
+
+// detectGPUs finds NVIDIA GPUs through nvidia-smi (names and memory) or,
+// failing that, the driver's /proc entries; on macOS it reports one Metal device.
+func detectGPUs(ctx context.Context) []hiveapi.GPU {
+	if runtime.GOOS == "darwin" {
+		return []hiveapi.GPU{{Index: 0, Name: "Apple GPU", Backend: hiveapi.BackendMetal}}
+	}
+	if path, err := exec.LookPath("nvidia-smi"); err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, path, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits").Output()
+		if err == nil {
+			return parseNvidiaSMI(string(out))
+		}
+	}
+	dirs, _ := filepath.Glob("/proc/driver/nvidia/gpus/*")
+	var gpus []hiveapi.GPU
+	for i := range dirs {
+		gpus = append(gpus, hiveapi.GPU{Index: i, Name: "NVIDIA GPU", Backend: hiveapi.BackendCUDA})
+	}
+	return gpus
+}
+
+// parseNvidiaSMI parses "index, name, total MiB, free MiB" lines.
+func parseNvidiaSMI(out string) []hiveapi.GPU {
+	var gpus []hiveapi.GPU
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) != 4 {
+			continue
+		}
+		idx, err := strconv.Atoi(strings.TrimSpace(f[0]))
+		if err != nil {
+			continue
+		}
+		total, _ := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+		free, _ := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
+		gpus = append(gpus, hiveapi.GPU{Index: idx, Name: strings.TrimSpace(f[1]), Backend: hiveapi.BackendCUDA,
+			VRAMTotal: total << 20, VRAMFree: free << 20})
+	}
+	return gpus
+}
