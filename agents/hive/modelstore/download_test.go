@@ -25,7 +25,7 @@ import (
 // chosen per GET number (1-based).
 type faultServer struct {
 	blob   []byte
-	status int                 // answer every request with this status when set
+	status int                // answer every request with this status when set
 	fault  func(n int) string // "", "cut", "corrupt", "stall", "500"
 	mu     sync.Mutex
 	gets   int

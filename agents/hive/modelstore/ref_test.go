@@ -77,8 +77,8 @@ func TestHFURL(t *testing.T) {
 func TestLinkedSHA256(t *testing.T) {
 	sha := strings.Repeat("0f", 32)
 	tests := map[string]string{
-		`"` + sha + `"`:                            sha,
-		`W/"` + strings.ToUpper(sha) + `"`:         sha,
+		`"` + sha + `"`:                              sha,
+		`W/"` + strings.ToUpper(sha) + `"`:           sha,
 		`"da39a3ee5e6b4b0d3255bfef95601890afd80709"`: "", // a git sha1: not checkable
 		"": "",
 	}
