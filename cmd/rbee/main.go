@@ -49,6 +49,7 @@ or generated) and worker pools in rbee.hcl, then:
 		newVersionCmd(),
 		newModelCmd(),  // model.go: model synth | inspect
 		newWorkerCmd(), // worker.go: the llama.cpp worker process
+		newInferCmd(),  // infer.go: stream tokens from a ready worker
 	)
 	root.AddCommand(configCommands()...) // config_cmds.go: validate, fmt, plan, state ...
 	root.AddCommand(hiveCommands()...)   // hive.go: the node agent

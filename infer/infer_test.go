@@ -1,0 +1,224 @@
+package infer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/state"
+)
+
+// fakeWorker speaks the worker's wire protocol with canned answers. The
+// router's logic (choice, retries, cancellation) is what is tested here; the
+// real worker is exercised by the features.
+type fakeWorker struct {
+	srv        *httptest.Server
+	slotsFree  int
+	busy       atomic.Int32 // POSTs still to answer 503 ALL_SLOTS_BUSY
+	hold       chan struct{}
+	posts      atomic.Int32
+	mu         sync.Mutex
+	cancelled  []string
+	sawToken   string
+	tokensSent int
+}
+
+func newFakeWorker(t *testing.T, slotsFree int) *fakeWorker {
+	f := &fakeWorker{slotsFree: slotsFree, tokensSent: 3}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, 200, workerapi.Ready{Ready: true, State: "idle", SlotsTotal: 4, SlotsFree: f.slotsFree})
+	})
+	mux.HandleFunc("POST /v1/inference", func(w http.ResponseWriter, r *http.Request) {
+		f.posts.Add(1)
+		f.mu.Lock()
+		f.sawToken = r.Header.Get("Authorization")
+		f.mu.Unlock()
+		if f.busy.Load() > 0 {
+			f.busy.Add(-1)
+			api.WriteError(w, api.Errorf(503, CodeBusy, "all 4 slots are busy"))
+			return
+		}
+		var req workerapi.InferenceRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "text/event-stream")
+		send := func(ev workerapi.Event) {
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			w.(http.Flusher).Flush()
+		}
+		send(workerapi.Event{Type: "started", JobID: req.JobID})
+		for i := range f.tokensSent {
+			send(workerapi.Event{Type: "token", T: fmt.Sprintf("t%d ", i), I: i})
+		}
+		if f.hold != nil {
+			select {
+			case <-f.hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		send(workerapi.Event{Type: "end", JobID: req.JobID, TokensOut: f.tokensSent, StopReason: "max_tokens"})
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	})
+	mux.HandleFunc("DELETE /v1/inference/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.cancelled = append(f.cancelled, r.PathValue("id"))
+		f.mu.Unlock()
+		api.WriteJSON(w, 200, workerapi.CancelResponse{JobID: r.PathValue("id"), Cancelled: true})
+	})
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// fleet writes worker records for the fakes into a fresh state.
+func fleet(t *testing.T, model string, workers ...*fakeWorker) *state.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := state.Open(ctx, t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []state.Record{state.NodeRecord{Name: "local", Connection: "local", HivePort: 9200, Status: state.NodeReady}}
+	for i, w := range workers {
+		recs = append(recs, state.WorkerRecord{Pool: "chat", Node: "local", Index: i, Model: model,
+			ID: fmt.Sprintf("chat-%d", i), URL: w.srv.URL, State: state.WorkerIdle, Slots: 4, CtxSize: 1024})
+	}
+	if err := st.Put(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func run(t *testing.T, r *Router, ctx context.Context, req Request) (Outcome, string, error) {
+	var b strings.Builder
+	out, err := r.Run(ctx, req, func(w Worker, ev workerapi.Event) error {
+		if ev.Type == workerapi.EventToken {
+			b.WriteString(ev.T)
+		}
+		return nil
+	})
+	return out, b.String(), err
+}
+
+func TestRunPicksMostFreeSlots(t *testing.T) {
+	a, b := newFakeWorker(t, 1), newFakeWorker(t, 3)
+	r := &Router{State: fleet(t, "tiny", a, b), Token: func(string) (string, error) { return "s3cret", nil }}
+	out, text, err := run(t, r, context.Background(), Request{Model: "tiny", Params: workerapi.InferenceRequest{Prompt: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Worker.URL != b.srv.URL || b.posts.Load() != 1 || a.posts.Load() != 0 {
+		t.Fatalf("went to %s (posts a=%d b=%d), want the worker with 3 free slots", out.Worker.URL, a.posts.Load(), b.posts.Load())
+	}
+	if text != "t0 t1 t2 " || out.Tokens != 3 || out.End.StopReason != "max_tokens" {
+		t.Fatalf("text %q tokens %d end %+v", text, out.Tokens, out.End)
+	}
+	if b.sawToken != "Bearer s3cret" {
+		t.Fatalf("Authorization = %q", b.sawToken)
+	}
+	if !strings.HasPrefix(out.JobID, "infer-") || out.Worker.Addr.String() != "worker.chat[local/1]" {
+		t.Fatalf("job %q worker %s", out.JobID, out.Worker.Name())
+	}
+}
+
+func TestRunBusyTriesOtherThenBacksOff(t *testing.T) {
+	tests := []struct {
+		name         string
+		busyA, busyB int32
+		wantErr      bool
+		wantAttempts int
+	}{
+		{"other worker takes it", 1, 0, false, 2},
+		{"both busy once, then one frees", 1, 1, false, 3},
+		{"busy through every retry", 100, 100, true, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newFakeWorker(t, 2), newFakeWorker(t, 1)
+			a.busy.Store(tc.busyA)
+			b.busy.Store(tc.busyB)
+			r := &Router{State: fleet(t, "tiny", a, b), Backoff: []time.Duration{time.Millisecond, time.Millisecond}}
+			out, _, err := run(t, r, context.Background(), Request{Model: "tiny", Params: workerapi.InferenceRequest{Prompt: "hi"}})
+			var be *BusyError
+			if tc.wantErr != (err != nil) || (tc.wantErr && !errors.As(err, &be)) {
+				t.Fatalf("err = %v, want busy error: %v", err, tc.wantErr)
+			}
+			if out.Attempts != tc.wantAttempts {
+				t.Fatalf("attempts = %d, want %d", out.Attempts, tc.wantAttempts)
+			}
+		})
+	}
+}
+
+func TestRunCancelDeletesJob(t *testing.T) {
+	w := newFakeWorker(t, 1)
+	w.hold = make(chan struct{})
+	defer close(w.hold)
+	r := &Router{State: fleet(t, "tiny", w)}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	var jobID string
+	_, err := r.Run(ctx, Request{Model: "tiny", Params: workerapi.InferenceRequest{Prompt: "hi"}}, func(_ Worker, ev workerapi.Event) error {
+		if ev.Type == workerapi.EventStarted {
+			jobID = ev.JobID
+		}
+		if ev.Type == workerapi.EventToken && ev.I == 2 {
+			cancel(ErrInterrupted)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.cancelled) != 1 || w.cancelled[0] != jobID || jobID == "" {
+		t.Fatalf("cancelled %v, want [%s]", w.cancelled, jobID)
+	}
+}
+
+func TestRunNoWorkerHints(t *testing.T) {
+	down := newFakeWorker(t, 1)
+	down.srv.Close()
+	cat := func() (Catalog, error) {
+		return Catalog{Models: map[string][]string{"tiny": {"chat"}, "lonely": nil}}, nil
+	}
+	tests := []struct {
+		name, model string
+		store       *state.Store
+		want        []string
+		unknown     bool
+	}{
+		{"worker down", "tiny", fleet(t, "tiny", down), []string{`no ready worker for model "tiny"`, "worker.chat[local/0]", `Pool "chat" serves it`, "rbee apply"}, false},
+		{"nothing applied", "tiny", fleet(t, "tiny"), []string{"the state records no worker", `Pool "chat" serves it`}, false},
+		{"no pool", "lonely", fleet(t, "tiny"), []string{"No pool serves it", `model = "lonely"`, "rbee apply"}, false},
+		{"unknown", "nope", fleet(t, "tiny"), []string{`unknown model "nope"`, `"lonely", "tiny"`}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Router{State: tc.store, Catalog: cat, ProbeTimeout: time.Second}
+			_, _, err := run(t, r, context.Background(), Request{Model: tc.model, Params: workerapi.InferenceRequest{Prompt: "hi"}})
+			var ue *UnknownModelError
+			var ne *NoWorkerError
+			if tc.unknown && !errors.As(err, &ue) || !tc.unknown && !errors.As(err, &ne) {
+				t.Fatalf("err = %T %v", err, err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error lacks %q:\n%v", s, err)
+				}
+			}
+		})
+	}
+}
