@@ -1,0 +1,109 @@
+package state
+
+import "time"
+
+// Node statuses recorded by apply and refresh.
+const (
+	NodeInstalling  = "installing"  // apply started installing the hive and has not finished
+	NodeReady       = "ready"       // the hive answered /v1/health
+	NodeUnreachable = "unreachable" // refresh could not reach the hive
+	NodeFailed      = "failed"      // the last install failed
+)
+
+// Model statuses recorded by apply and refresh.
+const (
+	ModelDownloading = "downloading" // provisioning started and has not finished
+	ModelReady       = "ready"       // the file is present with the recorded sha256
+	ModelMissing     = "missing"     // refresh: the hive no longer has the file
+	ModelChanged     = "changed"     // refresh: the file's sha256 differs from what was provisioned
+	ModelFailed      = "failed"      // the last provisioning failed
+)
+
+// Worker states as the hive reports them, plus "missing" for a worker the
+// hive does not know about.
+const (
+	WorkerLoading = "loading"
+	WorkerIdle    = "idle"
+	WorkerBusy    = "busy"
+	WorkerFailed  = "failed"  // the hive gave up restarting it (crash loop)
+	WorkerCrashed = "crashed" // exited unexpectedly; the hive may restart it
+	WorkerStopped = "stopped" // stopped on purpose (idle timeout) or not started
+	WorkerMissing = "missing" // refresh: the hive has no such worker
+)
+
+// Record is any of NodeRecord, ModelRecord and WorkerRecord.
+type Record interface {
+	Addr() Addr
+}
+
+// NodeRecord is what rbee knows about a node and its hive.
+type NodeRecord struct {
+	Name                  string            `json:"name"`
+	Connection            string            `json:"connection"` // local | ssh
+	Host                  string            `json:"host,omitempty"`
+	Port                  int               `json:"port,omitempty"` // SSH port
+	User                  string            `json:"user,omitempty"`
+	Identity              string            `json:"identity,omitempty"`
+	InsecureIgnoreHostKey bool              `json:"insecure_ignore_host_key,omitempty"`
+	InstallDir            string            `json:"install_dir"`
+	InstallMode           string            `json:"install_mode,omitempty"`
+	Binary                string            `json:"binary,omitempty"` // path of the binary copied (empty: the rbee executable)
+	Env                   map[string]string `json:"env,omitempty"`
+	HivePort              int               `json:"hive_port"`
+	HiveURL               string            `json:"hive_url,omitempty"`
+	HiveVersion           string            `json:"hive_version,omitempty"`
+	BinarySHA256          string            `json:"binary_sha256,omitempty"` // of the hive binary that runs (apply / refresh)
+	ConfigHash            string            `json:"config_hash,omitempty"`
+	Status                string            `json:"status,omitempty"`
+	LastContact           time.Time         `json:"last_contact,omitzero"`
+	Warnings              []string          `json:"warnings,omitempty"`
+}
+
+// Addr is node.<name>.
+func (r NodeRecord) Addr() Addr { return NodeAddr(r.Name) }
+
+// ModelRecord is a model file on one node.
+type ModelRecord struct {
+	Node         string    `json:"node"`
+	Name         string    `json:"name"`
+	Source       string    `json:"source"`
+	File         string    `json:"file,omitempty"`
+	Revision     string    `json:"revision,omitempty"`
+	SHA256       string    `json:"sha256,omitempty"`        // the pin from the configuration, if any
+	ActualSHA256 string    `json:"actual_sha256,omitempty"` // of the file on the node
+	Keep         bool      `json:"keep,omitempty"`
+	Path         string    `json:"path,omitempty"` // on the node
+	Size         int64     `json:"size,omitempty"`
+	ConfigHash   string    `json:"config_hash,omitempty"`
+	Status       string    `json:"status,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+}
+
+// Addr is model.<name>@<node>.
+func (r ModelRecord) Addr() Addr { return ModelAddr(r.Node, r.Name) }
+
+// WorkerRecord is one llama.cpp worker of a pool on a node.
+type WorkerRecord struct {
+	Pool        string        `json:"pool"`
+	Node        string        `json:"node"`
+	Index       int           `json:"index"`
+	Model       string        `json:"model"`
+	ID          string        `json:"id,omitempty"` // the hive's worker id
+	URL         string        `json:"url,omitempty"`
+	Port        int           `json:"port,omitempty"` // desired fixed port (0: hive picks) or the actual one
+	PID         int           `json:"pid,omitempty"`
+	State       string        `json:"state,omitempty"`
+	Restarts    int           `json:"restarts,omitempty"`
+	ConfigHash  string        `json:"config_hash,omitempty"`
+	Backend     string        `json:"backend"`
+	Device      int           `json:"device"`
+	CtxSize     int           `json:"ctx_size"`
+	Slots       int           `json:"slots"`
+	Threads     int           `json:"threads"`
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"` // nanoseconds
+	LoadTimeout time.Duration `json:"load_timeout,omitempty"` // nanoseconds
+	UpdatedAt   time.Time     `json:"updated_at,omitzero"`
+}
+
+// Addr is worker.<pool>[<node>/<index>].
+func (r WorkerRecord) Addr() Addr { return WorkerAddr(r.Pool, r.Node, r.Index) }

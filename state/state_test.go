@@ -1,0 +1,269 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, Options{BusyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEmptyStateIsNotCreatedByReading(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".rbee")
+	s := open(t, dir)
+	snap, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Len() != 0 || snap.Lineage != "" || snap.Serial != 0 {
+		t.Fatalf("snapshot of nothing: %+v", snap)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("reading created the state folder: %v", err)
+	}
+}
+
+func TestWriteReadSerialLineage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	node := NodeRecord{Name: "gpu1", Connection: "ssh", Host: "10.0.0.5", Port: 22, InstallDir: "/opt/rbee", HivePort: 9200, Status: NodeReady,
+		Env: map[string]string{"A": "1"}, LastContact: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	model := &ModelRecord{Node: "gpu1", Name: "tiny", Source: "synth:tiny", Status: ModelReady, Size: 42}
+	worker := WorkerRecord{Pool: "chat", Node: "gpu1", Index: 1, Model: "tiny", State: WorkerIdle, CtxSize: 2048, Slots: 4, IdleTimeout: time.Minute}
+	if err := s.Put(ctx, node, model, worker); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Serial != 1 || snap.Lineage == "" || snap.Len() != 3 {
+		t.Fatalf("serial %d lineage %q len %d", snap.Serial, snap.Lineage, snap.Len())
+	}
+	if got := snap.Node("gpu1"); got.Host != "10.0.0.5" || got.Env["A"] != "1" || !got.LastContact.Equal(node.LastContact) {
+		t.Errorf("node %+v", got)
+	}
+	if got := snap.Worker("chat", "gpu1", 1); got == nil || got.IdleTimeout != time.Minute {
+		t.Errorf("worker %+v", got)
+	}
+	lineage := snap.Lineage
+	if err := s.Delete(ctx, WorkerAddr("chat", "gpu1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// a second store on the same folder sees the same lineage and the bumped serial
+	snap2, err := open(t, dir).Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap2.Serial != 2 || snap2.Lineage != lineage || snap2.Worker("chat", "gpu1", 1) != nil {
+		t.Fatalf("after delete: serial %d lineage %q", snap2.Serial, snap2.Lineage)
+	}
+	// an Update that writes nothing does not bump the serial
+	if err := s.Update(ctx, func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if snap3, _ := s.Snapshot(ctx); snap3.Serial != 2 {
+		t.Fatalf("empty update bumped serial to %d", snap3.Serial)
+	}
+}
+
+func TestAddr(t *testing.T) {
+	for _, s := range []string{"node.gpu1", "model.tinyllama@gpu1", "worker.chat[gpu1/0]", "worker.a-b[c-d/12]"} {
+		a, err := ParseAddr(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if a.String() != s {
+			t.Errorf("round trip %s → %s", s, a)
+		}
+	}
+	for _, s := range []string{"", "node.", "node.GPU", "model.x", "worker.chat[gpu1]", "worker.chat[gpu1/-1]", "pool.chat", "node.a/b", "node.a b"} {
+		if _, err := ParseAddr(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func TestLockContentionAndUnlock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir)
+	info, err := a.Lock(ctx, "apply", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Lock(ctx, "plan", 300*time.Millisecond)
+	var le *LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("second lock: %v", err)
+	}
+	if le.Holder.ID != info.ID || le.Holder.Operation != "apply" || le.Holder.PID != os.Getpid() {
+		t.Errorf("holder %+v", le.Holder)
+	}
+	for _, want := range []string{"locked by", `operation "apply"`, "rbee state unlock " + info.ID, "waited"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	if err := b.Unlock(ctx, "wrong-id"); err == nil {
+		t.Error("unlock with a wrong ID succeeded")
+	}
+	if err := b.Unlock(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	info2, err := b.Lock(ctx, "plan", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := a.CurrentLock(ctx); cur == nil || cur.ID != info2.ID {
+		t.Errorf("current lock %+v", cur)
+	}
+	// the lock is not part of the serial
+	if snap, _ := a.Snapshot(ctx); snap.Serial != 0 {
+		t.Errorf("locking bumped the serial to %d", snap.Serial)
+	}
+}
+
+func TestLockWaitsForRelease(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir)
+	info, err := a.Lock(ctx, "apply", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Lock(ctx, "apply", time.Minute)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := a.Unlock(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("waiting lock: %v", err)
+	}
+}
+
+func TestBackupWrittenOnLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Put(ctx, NodeRecord{Name: "n", Connection: "local", InstallDir: "/x", HivePort: 9200}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(ctx, "apply", 0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, BackupFile))
+	if err != nil || !strings.Contains(string(b), `"name": "n"`) {
+		t.Fatalf("backup: %v %s", err, b)
+	}
+}
+
+func TestCorruptionIsAnErrorNotAReset(t *testing.T) {
+	ctx := context.Background()
+	t.Run("bad record", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		if err := s.Put(ctx, NodeRecord{Name: "n"}); err != nil {
+			t.Fatal(err)
+		}
+		raw(t, dir, func(db *pebble.DB) { _ = db.Set([]byte("node/n"), []byte("{not json"), pebble.Sync) })
+		_, err := s.Snapshot(ctx)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "node/n") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("newer schema", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		if err := s.Put(ctx, NodeRecord{Name: "n"}); err != nil {
+			t.Fatal(err)
+		}
+		raw(t, dir, func(db *pebble.DB) {
+			_ = db.Set([]byte("node/n"), []byte(`{"schema":99,"type":"node","record":{"name":"n"}}`), pebble.Sync)
+		})
+		if _, err := s.Snapshot(ctx); err == nil || !strings.Contains(err.Error(), "newer rbee") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("newer format", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		if err := s.Put(ctx, NodeRecord{Name: "n"}); err != nil {
+			t.Fatal(err)
+		}
+		raw(t, dir, func(db *pebble.DB) { _ = db.Set(keyFormat, []byte("7"), pebble.Sync) })
+		if _, err := Open(ctx, dir, Options{}); err == nil || !strings.Contains(err.Error(), "newer rbee") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("not a database", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, DBDir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, DBDir, "MANIFEST-000001"), []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(ctx, dir, Options{})
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("got %v", err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, DBDir, "MANIFEST-000001")); string(b) != "garbage" {
+			t.Fatal("the broken database was modified")
+		}
+	})
+}
+
+func raw(t *testing.T, dir string, fn func(db *pebble.DB)) {
+	t.Helper()
+	db, err := pebble.Open(filepath.Join(dir, DBDir), &pebble.Options{Logger: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshotJSONAndClone(t *testing.T) {
+	s := NewSnapshot()
+	s.Lineage, s.Serial = "L", 7
+	s.Put(NodeRecord{Name: "a", Env: map[string]string{"K": "V"}})
+	s.Put(ModelRecord{Node: "a", Name: "m"})
+	s.Put(WorkerRecord{Pool: "p", Node: "a", Index: 0, Model: "m"})
+	c := s.Clone()
+	c.Node("a").Env["K"] = "changed"
+	if s.Node("a").Env["K"] != "V" {
+		t.Fatal("clone shares maps")
+	}
+	b, err := s.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Snapshot
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if back.Lineage != "L" || back.Serial != 7 || back.Len() != 3 {
+		t.Fatalf("round trip: %s", b)
+	}
+}

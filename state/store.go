@@ -1,0 +1,469 @@
+// Package state is rbee's record of what it did: nodes, models on nodes and
+// workers, kept as typed, versioned JSON records in a Pebble database, with a
+// serial that grows on every write, a lineage fixed at creation, and a lock
+// that keeps two operations from changing the fleet at once.
+//
+// The database is opened for each operation and closed right after, so that
+// several rbee processes (a long apply, a `state list`, a watch daemon) can
+// share one state folder; a process that finds it busy retries for a short
+// while (Options.BusyTimeout).
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// FormatVersion is the layout of the database this rbee reads and writes.
+const FormatVersion = 1
+
+// RecordSchema is the version of the record envelopes this rbee writes.
+const RecordSchema = 1
+
+// DBDir is the folder of the Pebble database inside the state folder.
+const DBDir = "state"
+
+// BackupFile is the JSON copy of the state written before each locked write session.
+const BackupFile = "state.backup.json"
+
+// Meta keys.
+var (
+	keyFormat  = []byte("meta/format")
+	keyLineage = []byte("meta/lineage")
+	keySerial  = []byte("meta/serial")
+	keyLock    = []byte("meta/lock")
+	keyUpdated = []byte("meta/updated")
+)
+
+// Options tune a Store.
+type Options struct {
+	// BusyTimeout is how long an operation waits while another process has
+	// the database open (each holds it for milliseconds). Default 30s.
+	BusyTimeout time.Duration
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is the state in one folder. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	mu   sync.Mutex // one open database per process at a time
+}
+
+// ErrCorrupt marks errors about unreadable or inconsistent state. The state is
+// never reset on such an error.
+var ErrCorrupt = errors.New("state is corrupt")
+
+// Open returns the store in dir (the rbee state folder, e.g. .rbee). A folder
+// that holds no state yet is fine: the database is created by the first
+// write or lock. An existing database is checked (format version, lineage)
+// before Open returns.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state folder %s: %w", dir, err)
+	}
+	s := &Store{dir: abs, opts: opts}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("state folder %s is a file; pass --state DIR with a folder", abs)
+	}
+	err = s.view(ctx, func(db *pebble.DB) error { return nil })
+	if err != nil && !errors.Is(err, errNoState) {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the state folder.
+func (s *Store) Dir() string { return s.dir }
+
+// Exists reports whether a database has been created in the folder.
+func (s *Store) Exists() bool { return dbExists(s.dbPath()) }
+
+func (s *Store) dbPath() string { return filepath.Join(s.dir, DBDir) }
+
+var errNoState = errors.New("no state yet")
+
+func dbExists(path string) bool {
+	ents, err := os.ReadDir(path)
+	return err == nil && len(ents) > 0
+}
+
+// view runs fn on an open database; errNoState when none exists.
+func (s *Store) view(ctx context.Context, fn func(db *pebble.DB) error) error {
+	return s.with(ctx, false, fn)
+}
+
+// with opens the database (creating it when create is true), checks its
+// format, runs fn and closes it.
+func (s *Store) with(ctx context.Context, create bool, fn func(db *pebble.DB) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := s.dbPath()
+	fresh := !dbExists(path)
+	if fresh && !create {
+		return errNoState
+	}
+	if fresh {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return fmt.Errorf("creating state folder %s: %w", path, err)
+		}
+	}
+	db, err := s.open(ctx, path, !fresh)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := s.checkFormat(db, fresh); err != nil {
+		return err
+	}
+	return fn(db)
+}
+
+func (s *Store) open(ctx context.Context, path string, mustExist bool) (*pebble.DB, error) {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	wait := 10 * time.Millisecond
+	for {
+		db, err := pebble.Open(path, &pebble.Options{Logger: quiet{}, ErrorIfNotExists: mustExist})
+		if err == nil {
+			return db, nil
+		}
+		if !isBusy(err) {
+			return nil, fmt.Errorf("%w: the database in %s cannot be opened: %v. Nothing was changed; the last backup is %s. Move the folder aside (or pass --state DIR) to start a new, empty state",
+				ErrCorrupt, path, err, filepath.Join(s.dir, BackupFile))
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the state database %s stayed in use by another rbee process for %s: %v", path, s.opts.BusyTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "lock held") || strings.Contains(msg, "resource temporarily unavailable")
+}
+
+// checkFormat verifies meta/format, initialising a fresh (or empty) database.
+func (s *Store) checkFormat(db *pebble.DB, fresh bool) error {
+	v, err := get(db, keyFormat)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		if !fresh && !isEmpty(db) {
+			return fmt.Errorf("%w: %s holds a database without rbee's format marker; it is not rbee state. Point --state at another folder", ErrCorrupt, s.dbPath())
+		}
+		b := db.NewBatch()
+		_ = b.Set(keyFormat, []byte(strconv.Itoa(FormatVersion)), nil)
+		_ = b.Set(keyLineage, []byte(newID()), nil)
+		_ = b.Set(keySerial, []byte("0"), nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("initialising state in %s: %w", s.dbPath(), err)
+		}
+		s.opts.Logger.Debug("created state", "dir", s.dbPath())
+		return nil
+	}
+	n, err := strconv.Atoi(string(v))
+	switch {
+	case err != nil || n < 1:
+		return fmt.Errorf("%w: format marker %q in %s is unreadable", ErrCorrupt, v, s.dbPath())
+	case n > FormatVersion:
+		return fmt.Errorf("the state in %s has format %d, written by a newer rbee; this rbee reads format %d. Upgrade rbee", s.dbPath(), n, FormatVersion)
+	}
+	return nil
+}
+
+func isEmpty(db *pebble.DB) bool {
+	it, err := db.NewIter(nil)
+	if err != nil {
+		return false
+	}
+	defer it.Close()
+	return !it.First()
+}
+
+func get(db *pebble.DB, key []byte) ([]byte, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+type envelope struct {
+	Schema int             `json:"schema"`
+	Type   Kind            `json:"type"`
+	Record json.RawMessage `json:"record"`
+}
+
+// Snapshot reads every record. A state that does not exist yet gives an
+// empty snapshot.
+func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	snap := NewSnapshot()
+	err := s.view(ctx, func(db *pebble.DB) error { return readSnapshot(db, snap) })
+	if errors.Is(err, errNoState) {
+		return snap, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+func readSnapshot(db *pebble.DB, snap *Snapshot) error {
+	lin, err := get(db, keyLineage)
+	if err != nil {
+		return err
+	}
+	if len(lin) == 0 {
+		return fmt.Errorf("%w: the lineage is missing", ErrCorrupt)
+	}
+	snap.Lineage = string(lin)
+	ser, err := get(db, keySerial)
+	if err != nil {
+		return err
+	}
+	if snap.Serial, err = strconv.ParseUint(string(ser), 10, 64); err != nil {
+		return fmt.Errorf("%w: serial %q is unreadable", ErrCorrupt, ser)
+	}
+	for _, prefix := range []Kind{KindNode, KindModel, KindWorker} {
+		lower := []byte(string(prefix) + "/")
+		upper := []byte(string(prefix) + "0") // '0' follows '/'
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			rec, err := decodeRecord(it.Key(), it.Value())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			snap.Put(rec)
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeRecord(key, val []byte) (Record, error) {
+	var env envelope
+	if err := json.Unmarshal(val, &env); err != nil {
+		return nil, fmt.Errorf("%w: record %s is not valid JSON: %v. Remove it with `rbee state rm` or restore the backup", ErrCorrupt, key, err)
+	}
+	if env.Schema < 1 {
+		return nil, fmt.Errorf("%w: record %s has no schema version", ErrCorrupt, key)
+	}
+	if env.Schema > RecordSchema {
+		return nil, fmt.Errorf("record %s has schema %d, written by a newer rbee; this rbee reads schema %d. Upgrade rbee", key, env.Schema, RecordSchema)
+	}
+	var rec Record
+	var err error
+	switch env.Type {
+	case KindNode:
+		var r NodeRecord
+		err = json.Unmarshal(env.Record, &r)
+		rec = r
+	case KindModel:
+		var r ModelRecord
+		err = json.Unmarshal(env.Record, &r)
+		rec = r
+	case KindWorker:
+		var r WorkerRecord
+		err = json.Unmarshal(env.Record, &r)
+		rec = r
+	default:
+		return nil, fmt.Errorf("%w: record %s has unknown type %q", ErrCorrupt, key, env.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: record %s: %v", ErrCorrupt, key, err)
+	}
+	if string(rec.Addr().key()) != string(key) {
+		return nil, fmt.Errorf("%w: record stored at %s describes %s", ErrCorrupt, key, rec.Addr())
+	}
+	return rec, nil
+}
+
+func encodeRecord(r Record) ([]byte, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelope{Schema: RecordSchema, Type: r.Addr().Kind, Record: body})
+}
+
+// Tx collects the writes of one Update.
+type Tx struct {
+	b       *pebble.Batch
+	changed bool
+}
+
+// Put writes a NodeRecord, ModelRecord or WorkerRecord (or a pointer to one).
+func (tx *Tx) Put(r Record) error {
+	switch v := r.(type) {
+	case *NodeRecord:
+		r = *v
+	case *ModelRecord:
+		r = *v
+	case *WorkerRecord:
+		r = *v
+	}
+	a := r.Addr()
+	if err := checkAddr(a); err != nil {
+		return err
+	}
+	val, err := encodeRecord(r)
+	if err != nil {
+		return err
+	}
+	tx.changed = true
+	return tx.b.Set(a.key(), val, nil)
+}
+
+// Delete removes the record at a (no error if there is none).
+func (tx *Tx) Delete(a Addr) error {
+	if err := checkAddr(a); err != nil {
+		return err
+	}
+	tx.changed = true
+	return tx.b.Delete(a.key(), nil)
+}
+
+func checkAddr(a Addr) error {
+	if _, err := ParseAddr(a.String()); err != nil {
+		return fmt.Errorf("cannot store a record at %s: %w", a, err)
+	}
+	return nil
+}
+
+// Update applies the writes fn makes as one atomic batch and increments the
+// serial once if anything was written. Callers that change the fleet should
+// hold the lock (see Lock).
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.with(ctx, true, func(db *pebble.DB) error {
+		tx := &Tx{b: db.NewBatch()}
+		defer tx.b.Close()
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if !tx.changed {
+			return nil
+		}
+		ser, err := get(db, keySerial)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.ParseUint(string(ser), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: serial %q is unreadable", ErrCorrupt, ser)
+		}
+		_ = tx.b.Set(keySerial, []byte(strconv.FormatUint(n+1, 10)), nil)
+		_ = tx.b.Set(keyUpdated, []byte(time.Now().UTC().Format(time.RFC3339Nano)), nil)
+		if err := tx.b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("writing state in %s: %w", s.dbPath(), err)
+		}
+		return nil
+	})
+}
+
+// Put writes records in one batch (one serial increment).
+func (s *Store) Put(ctx context.Context, records ...Record) error {
+	return s.Update(ctx, func(tx *Tx) error {
+		for _, r := range records {
+			if err := tx.Put(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Delete removes the records at addrs in one batch.
+func (s *Store) Delete(ctx context.Context, addrs ...Addr) error {
+	return s.Update(ctx, func(tx *Tx) error {
+		for _, a := range addrs {
+			if err := tx.Delete(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Backup writes the current state as JSON to <dir>/state.backup.json
+// (atomically) and returns its path. Nothing is written when no state exists.
+func (s *Store) Backup(ctx context.Context) (string, error) {
+	if !s.Exists() {
+		return "", nil
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(s.dir, BackupFile)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return "", fmt.Errorf("writing state backup: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return "", fmt.Errorf("writing state backup: %w", err)
+	}
+	return p, nil
+}
+
+// quiet discards Pebble's informational logging; errors surface as returned errors.
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)  {}
+func (quiet) Errorf(string, ...any) {}
+func (quiet) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "state database: "+format+"\n", args...)
+	os.Exit(1)
+}
