@@ -1,0 +1,79 @@
+@infer
+Feature: rbee infer streams tokens from a ready worker
+  rbee infer finds the model's workers in the state that apply recorded, asks
+  each for its live readiness, and streams the tokens of the least loaded one.
+  Everything here runs for real: a hive on this machine installed by
+  `rbee apply`, a llama.cpp worker on a generated model.
+
+  Background:
+    Given a local fleet file with pool "chat" serving model "tiny"
+
+  Scenario: cold start: no worker, then apply, then tokens
+    When I run "rbee infer --model tiny --prompt 'Once upon a time'"
+    Then the exit code is 1
+    And stderr contains "no ready worker for model \"tiny\""
+    And stderr contains "Pool \"chat\" serves it: run `rbee apply`"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 8 --ignore-eos"
+    Then the command succeeds
+    And stdout matches "\S"
+    And stderr contains "worker.chat[local/0] at http://127.0.0.1:"
+    And stderr contains "decode 8 tokens"
+
+  Scenario: warm start reuses the running worker
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And I note the pid of worker "chat-0" as "PID"
+    When I run "rbee infer --model tiny --prompt 'Hello' --max-tokens 4"
+    Then the command succeeds
+    When I run "rbee infer --model tiny --prompt 'Hello again' --max-tokens 4"
+    Then the command succeeds
+    And the pid of worker "chat-0" is still "${PID}"
+    When I run "rbee state show 'worker.chat[local/0]'"
+    Then stdout contains "${PID}"
+
+  Scenario: unknown model names the models that exist
+    When I run "rbee infer --model nope --prompt hi"
+    Then the exit code is 1
+    And stderr contains "unknown model \"nope\""
+    And stderr contains "\"tiny\""
+
+  Scenario: --json writes one event per line
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 6 --ignore-eos --temperature 0 --json"
+    Then the command succeeds
+    And stdout is a JSON stream of a start event, 6 token events and an end event from "worker.chat[local/0]"
+
+  Scenario: Ctrl-C cancels the job and frees the slot
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 1000 --ignore-eos --json" in the background as "long"
+    And "long" has streamed a token
+    And I send SIGINT to "long"
+    Then "long" exits with code 130
+    And the output of "long" contains "interrupted; job infer-"
+    And the worker "chat-0" has all its slots free
+
+  Scenario: --ephemeral runs on a temporary worker and stops it
+    Given a local fleet file with pool "chat" serving model "tiny" with 0 replicas
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee infer --model tiny --prompt hi --max-tokens 4"
+    Then the exit code is 1
+    And stderr contains "--ephemeral"
+    When I run "rbee infer --model tiny --prompt hi --max-tokens 4 --ignore-eos --ephemeral --json"
+    Then the command succeeds
+    And stdout contains "\"ephemeral\":true"
+    And the hive runs no worker
+
+  Scenario: the demo script runs twice; the second apply changes nothing
+    When I run the demo script
+    Then the command succeeds
+    And stdout contains "Apply complete! 3 added, 0 changed, 0 destroyed."
+    And stderr contains "worker.chat[local/0] at http://127.0.0.1:"
+    And stdout contains "destroy -auto-approve --config"
+    When I run the demo script
+    Then the command succeeds
+    And stdout contains "Apply complete! 0 added, 0 changed, 0 destroyed."

@@ -1,0 +1,278 @@
+package features
+
+// Steps of the @infer scenarios: a fleet on this machine (a local node whose
+// hive `rbee apply` installs under the scenario folder), and checks against
+// the live hive and worker APIs with the tokens apply keeps beside the state.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cucumber/godog"
+
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
+	"github.com/rbee-dev/rbee/infer"
+	"github.com/rbee-dev/rbee/internal/testsshd"
+)
+
+func init() { stepSets = append(stepSets, registerInferSteps) }
+
+// localFleet is the configuration of the @infer scenarios: this machine as
+// node "local" with its hive on a free port, one generated model, one pool.
+const localFleet = `node "local" {
+  connection = "local"
+  hive_port  = %d
+}
+model "%s" {
+  source = "synth:tiny"
+}
+pool "%s" {
+  model    = "%s"
+  nodes    = ["local"]
+  replicas = %d
+  slots    = 2
+  ctx_size = 2048
+}
+`
+
+// localHive returns a client for the hive apply installed for the scenario's
+// local node, with the token apply recorded beside the state.
+func (w *world) localHive() (*hiveapi.Client, error) {
+	port := w.vars["HIVE_PORT"]
+	if port == "" {
+		return nil, errors.New("no local fleet in this scenario")
+	}
+	tok, err := os.ReadFile(filepath.Join(w.dir, ".rbee", "hive-tokens", "local"))
+	if err != nil {
+		return nil, fmt.Errorf("the hive token apply records: %w", err)
+	}
+	return hiveapi.NewClient("http://127.0.0.1:"+port, strings.TrimSpace(string(tok))), nil
+}
+
+// liveWorker returns what the local hive says about worker id.
+func (w *world) liveWorker(id string) (hiveapi.WorkerStatus, *hiveapi.Client, error) {
+	c, err := w.localHive()
+	if err != nil {
+		return hiveapi.WorkerStatus{}, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.State(ctx)
+	if err != nil {
+		return hiveapi.WorkerStatus{}, nil, err
+	}
+	for _, ws := range st.Workers {
+		if ws.ID == id {
+			return ws, c, nil
+		}
+	}
+	return hiveapi.WorkerStatus{}, nil, fmt.Errorf("the hive runs no worker %q (it runs %d workers)", id, len(st.Workers))
+}
+
+func registerInferSteps(sc *godog.ScenarioContext, w *world) {
+	fleetFile := func(pool, model string, replicas int) error {
+		if w.vars["HIVE_PORT"] == "" {
+			port, err := testsshd.FreePort("127.0.0.1")
+			if err != nil {
+				return err
+			}
+			w.vars["HIVE_PORT"] = strconv.Itoa(port)
+			dir := w.dir
+			w.onCleanup(func() {
+				// Stop what apply started: destroy as a user would, then anything left.
+				_ = w.run("rbee destroy -auto-approve", 2*time.Minute)
+				if _, err := os.Stat(filepath.Join(dir, "demo", "rbee.hcl")); err == nil {
+					_ = w.run("rbee destroy -auto-approve --config demo/rbee.hcl", 2*time.Minute)
+				}
+				testsshd.StopProcessesUnder(dir)
+			})
+		}
+		port, _ := strconv.Atoi(w.vars["HIVE_PORT"])
+		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas)
+		return os.WriteFile(filepath.Join(w.dir, "rbee.hcl"), []byte(body), 0o644)
+	}
+	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)"$`, func(pool, model string) error {
+		return fleetFile(pool, model, 1)
+	})
+	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with (\d+) replicas$`, func(pool, model string, n int) error {
+		return fleetFile(pool, model, n)
+	})
+
+	sc.Step(`^I note the pid of worker "([^"]*)" as "([^"]*)"$`, func(id, name string) error {
+		ws, _, err := w.liveWorker(id)
+		if err != nil {
+			return err
+		}
+		if ws.PID <= 0 {
+			return fmt.Errorf("worker %s has no pid: %+v", id, ws)
+		}
+		w.vars[name] = strconv.Itoa(ws.PID)
+		return nil
+	})
+	sc.Step(`^the pid of worker "([^"]*)" is still "([^"]*)"$`, func(id, want string) error {
+		ws, _, err := w.liveWorker(id)
+		if err != nil {
+			return err
+		}
+		if got := strconv.Itoa(ws.PID); got != w.expand(want) {
+			return fmt.Errorf("worker %s has pid %s, want %s (it was restarted %d times)", id, got, w.expand(want), ws.Restarts)
+		}
+		return nil
+	})
+
+	sc.Step(`^the worker "([^"]*)" has all its slots free$`, func(id string) error {
+		ws, hc, err := w.liveWorker(id)
+		if err != nil {
+			return err
+		}
+		wc := workerapi.NewClient(ws.URL, hc.Token)
+		return eventually(10*time.Second, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			r, err := wc.Ready(ctx)
+			if err != nil {
+				return err
+			}
+			if r.SlotsTotal == 0 || r.SlotsFree != r.SlotsTotal {
+				return fmt.Errorf("worker %s: %d of %d slots free (%s)", id, r.SlotsFree, r.SlotsTotal, r.State)
+			}
+			return nil
+		})
+	})
+
+	sc.Step(`^the hive runs no worker$`, func() error {
+		c, err := w.localHive()
+		if err != nil {
+			return err
+		}
+		return eventually(15*time.Second, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := c.State(ctx)
+			if err != nil {
+				return err
+			}
+			if len(st.Workers) != 0 {
+				return fmt.Errorf("the hive runs %d workers: %+v", len(st.Workers), st.Workers)
+			}
+			return nil
+		})
+	})
+
+	sc.Step(`^"([^"]*)" has streamed a token$`, func(name string) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		return eventually(2*time.Minute, func() error {
+			select {
+			case <-p.done:
+				return fmt.Errorf("%s ended before its first token:\n%s", name, tail(p.out.String(), 20))
+			default:
+			}
+			if !strings.Contains(p.out.String(), `"type":"token"`) {
+				return errors.New("no token yet")
+			}
+			return nil
+		})
+	})
+	sc.Step(`^I send SIGINT to "([^"]*)"$`, func(name string) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		// The whole process group, as a terminal's Ctrl-C does.
+		return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	})
+	sc.Step(`^"([^"]*)" exits with code (\d+)$`, func(name string, code int) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("%s still runs 30s after the signal:\n%s", name, tail(p.out.String(), 20))
+		}
+		if got := p.cmd.ProcessState.ExitCode(); got != code {
+			return fmt.Errorf("%s exited with %d, want %d:\n%s", name, got, code, tail(p.out.String(), 20))
+		}
+		return nil
+	})
+	sc.Step(`^the output of "([^"]*)" contains "((?:[^"\\]|\\.)*)"$`, func(name, want string) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		if want = unquote(want); !strings.Contains(p.out.String(), want) {
+			return fmt.Errorf("the output of %s lacks %q:\n%s", name, want, tail(p.out.String(), 20))
+		}
+		return nil
+	})
+
+	sc.Step(`^stdout is a JSON stream of a start event, (\d+) token events and an end event from "([^"]*)"$`, func(n int, worker string) error {
+		return checkJSONStream(w.stdout, n, worker)
+	})
+
+	sc.Step(`^I run the demo script$`, func() error {
+		repo, err := filepath.Abs("..")
+		if err != nil {
+			return err
+		}
+		if w.vars["DEMO_HIVE_PORT"] == "" {
+			port, err := testsshd.FreePort("127.0.0.1")
+			if err != nil {
+				return err
+			}
+			w.vars["DEMO_HIVE_PORT"] = strconv.Itoa(port)
+		}
+		line := fmt.Sprintf("RBEE_BIN=%q RBEE_DEMO_DIR=%q RBEE_DEMO_HIVE_PORT=%s %q",
+			rbeeBin, filepath.Join(w.dir, "demo"), w.vars["DEMO_HIVE_PORT"], filepath.Join(repo, "scripts", "demo.sh"))
+		return w.run(line, 5*time.Minute)
+	})
+}
+
+// checkJSONStream checks the NDJSON of `rbee infer --json`: a start event
+// naming the worker, n token events numbered from 0, an end event whose
+// statistics agree, and nothing else.
+func checkJSONStream(out string, n int, worker string) error {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != n+2 {
+		return fmt.Errorf("%d lines, want %d (start, %d tokens, end):\n%s", len(lines), n+2, n, out)
+	}
+	var start infer.StartEvent
+	if err := strictJSON(lines[0], &start); err != nil || start.Type != "start" || start.Worker != worker || !strings.HasPrefix(start.JobID, "infer-") || start.URL == "" {
+		return fmt.Errorf("first line is not the start event from %s (%v): %s", worker, err, lines[0])
+	}
+	for i, l := range lines[1 : n+1] {
+		var tok infer.TokenEvent
+		if err := strictJSON(l, &tok); err != nil || tok.Type != "token" || tok.I != i {
+			return fmt.Errorf("line %d is not token %d (%v): %s", i+2, i, err, l)
+		}
+	}
+	var end infer.EndEvent
+	last := lines[n+1]
+	if err := strictJSON(last, &end); err != nil || end.Type != "end" {
+		return fmt.Errorf("last line is not the end event (%v): %s", err, last)
+	}
+	if end.TokensOut != n || end.Worker != worker || end.JobID != start.JobID || end.StopReason != "max_tokens" || end.PromptTokens == 0 || end.FirstTokenMS <= 0 || end.TotalMS < end.FirstTokenMS {
+		return fmt.Errorf("the end event does not add up (want %d tokens from %s, job %s): %s", n, worker, start.JobID, last)
+	}
+	return nil
+}
+
+// strictJSON decodes one line into v, refusing fields v does not have.
+func strictJSON(line string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
