@@ -172,6 +172,25 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 rm -f "$pidfile"`
 
+// reapScript ends every process that still runs a program from the bin dir
+// $1: workers a crashed or killed hive left behind (Linux /proc).
+const reapScript = `bindir=$1
+[ -d /proc/self ] || exit 0
+list() {
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    case "$exe" in "$bindir"/*) echo "${p#/proc/}";; esac
+  done
+}
+pids=$(list)
+[ -n "$pids" ] || exit 0
+kill -TERM $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(list)" ]; do sleep 0.1; i=$((i+1)); done
+pids=$(list)
+[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+exit 0`
+
 // stopHive stops the node's hive (systemd unit or detached process); a hive
 // that does not run is not an error.
 func stopHive(ctx context.Context, t transport.Transport, n Node) error {
@@ -182,6 +201,9 @@ func stopHive(ctx context.Context, t transport.Transport, n Node) error {
 	}
 	if _, err := t.Run(ctx, []string{"sh", "-c", stopScript, "sh", n.pidPath(), n.binPath()}, nil); err != nil {
 		return fmt.Errorf("stop the hive on %s: %w", n.where(), err)
+	}
+	if _, err := t.Run(ctx, []string{"sh", "-c", reapScript, "sh", path.Join(n.InstallDir, "bin")}, nil); err != nil {
+		return fmt.Errorf("stop leftover workers on %s: %w", n.where(), err)
 	}
 	return nil
 }

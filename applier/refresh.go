@@ -12,6 +12,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -216,9 +217,6 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 		if lw.Port != 0 && w.Port == 0 {
 			w.Port = lw.Port
 		}
-		if lw.ConfigHash != "" {
-			w.ConfigHash = lw.ConfigHash
-		}
 	}
 }
 
@@ -242,7 +240,7 @@ func workerState(s string) string {
 }
 
 // WorkerID is the hive's id of worker index of pool.
-func WorkerID(pool string, index int) string { return fmt.Sprintf("%s-%d", pool, index) }
+func WorkerID(pool string, index int) string { return planner.WorkerID(pool, index) }
 
 func shortErr(err error) string {
 	if err == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cucumber/godog"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/internal/testsshd"
 )
 
 func init() { stepSets = append(stepSets, registerApplySteps) }
@@ -66,6 +67,23 @@ func registerApplySteps(sc *godog.ScenarioContext, w *world) {
 			}
 			if n != want || len(all) != want {
 				return fmt.Errorf("hive on %s: %d ready of %d workers of pool %s, want %d: %+v", name, n, len(all), pool, want, all)
+			}
+			return nil
+		})
+	})
+	sc.Step(`^only the hive runs from "([^"]*)"$`, func(dir string) error {
+		dir = w.expand(dir)
+		return eventually(30*time.Second, func() error {
+			procs := testsshd.ProcessesUnder(dir)
+			hives := 0
+			for pid, cmd := range procs {
+				if !strings.Contains(cmd, " hive ") {
+					return fmt.Errorf("process %d still runs from %s: %s", pid, dir, cmd)
+				}
+				hives++
+			}
+			if hives != 1 {
+				return fmt.Errorf("%d hives run from %s, want 1: %v", hives, dir, procs)
 			}
 			return nil
 		})

@@ -1,0 +1,161 @@
+@apply
+Feature: apply makes two SSH machines match the file
+  rbee apply installs a hive on each node over SSH (a real OpenSSH server per
+  "host", on its own loopback address), provisions the model and spawns the
+  workers; plan, refresh and destroy see what really runs.
+
+  Background:
+    Given an SSH host "n1" on 127.0.0.2
+    And an SSH host "n2" on 127.0.0.3
+    And the environment variable "RBEE_KNOWN_HOSTS" is "${KNOWN_HOSTS}"
+    And a file "nodes.hcl" with:
+      """
+      node "n1" {
+        host        = "${N1_HOST}"
+        port        = ${N1_PORT}
+        user        = "${SSH_USER}"
+        identity    = "${SSH_KEY}"
+        install_dir = "${N1_DIR}"
+        hive_port   = ${N1_HIVE_PORT}
+      }
+      node "n2" {
+        host        = "${N2_HOST}"
+        port        = ${N2_PORT}
+        user        = "${SSH_USER}"
+        identity    = "${SSH_KEY}"
+        install_dir = "${N2_DIR}"
+        hive_port   = ${N2_HIVE_PORT}
+      }
+      model "tiny" {
+        source = "synth:tiny"
+      }
+      """
+    And a file "pools.hcl" with:
+      """
+      pool "chat" {
+        model    = "tiny"
+        nodes    = ["n1", "n2"]
+        replicas = 1
+        slots    = 2
+        ctx_size = 256
+      }
+      """
+
+  Scenario: cold start, then nothing to do
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "node.n1: Creation complete"
+    And stdout contains "Apply complete! 6 added, 0 changed, 0 destroyed."
+    And the hive on "n1" runs 1 ready worker of pool "chat"
+    And the hive on "n2" runs 1 ready worker of pool "chat"
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "Apply complete! 0 added, 0 changed, 0 destroyed."
+
+  Scenario: add a replica, then remove the pool
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    Given a file "pools.hcl" with:
+      """
+      pool "chat" {
+        model    = "tiny"
+        nodes    = ["n1", "n2"]
+        replicas = 2
+        slots    = 2
+        ctx_size = 256
+      }
+      """
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 2
+    And stdout contains "worker.chat[n1/1]"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "2 added, 0 changed, 0 destroyed."
+    And the hive on "n1" runs 2 ready workers of pool "chat"
+    And the hive on "n2" runs 2 ready workers of pool "chat"
+    Given a file "pools.hcl" with:
+      """
+      """
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "destroyed."
+    And the hive on "n1" runs 0 ready workers of pool "chat"
+    And the hive on "n2" runs 0 ready workers of pool "chat"
+    And only the hive runs from "${N1_DIR}"
+
+  Scenario: an unreachable node fails alone
+    Given the SSH host "n2" is stopped
+    When I run "rbee apply -auto-approve"
+    Then the exit code is 1
+    And output contains "SSH connection to n2 (127.0.0.3:${N2_PORT}) failed after 3 attempts"
+    And output contains "model.tiny@n2"
+    And the hive on "n1" runs 1 ready worker of pool "chat"
+
+  Scenario: a key the node does not accept
+    Given an SSH key that no host accepts
+    And a file "pools.hcl" with:
+      """
+      pool "chat" {
+        model = "tiny"
+        nodes = ["n1"]
+      }
+      """
+    And a file "nodes.hcl" with:
+      """
+      node "n1" {
+        host        = "${N1_HOST}"
+        port        = ${N1_PORT}
+        user        = "${SSH_USER}"
+        identity    = "${WRONG_KEY}"
+        install_dir = "${N1_DIR}"
+        hive_port   = ${N1_HIVE_PORT}
+      }
+      model "tiny" {
+        source = "synth:tiny"
+      }
+      """
+    When I run "rbee apply -auto-approve"
+    Then the exit code is 1
+    And output contains "SSH authentication to n1"
+    And output contains "${WRONG_KEY}"
+    And output contains "ssh-add -l"
+
+  Scenario: a hive killed out of band is drift that apply heals
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When the hive on "n1" is killed
+    And I run "rbee refresh"
+    Then the command succeeds
+    And stdout contains "node.n1: status ready → unreachable"
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 2
+    And stdout contains "node unreachable"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And the hive on "n1" runs 1 ready worker of pool "chat"
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0
+
+  Scenario: destroy leaves nothing behind
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee destroy -auto-approve"
+    Then the command succeeds
+    And stdout contains "Destroy complete! Resources: 6 destroyed."
+    And no process runs from "${N1_DIR}"
+    And no process runs from "${N2_DIR}"
+    And the folder "${N1_DIR}" does not exist
+    And the folder "${N2_DIR}" does not exist
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 2
+
+  Scenario: a stale plan file is refused
+    When I run "rbee plan -out first.plan"
+    Then the command succeeds
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee apply first.plan"
+    Then the exit code is 1
+    And stderr contains "stale"
