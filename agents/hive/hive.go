@@ -21,9 +21,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rbee-dev/rbee/agents/hive/backoff"
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 	"github.com/rbee-dev/rbee/api"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of Config.
@@ -59,6 +61,7 @@ type Hive struct {
 	env       []string
 	startedAt time.Time
 	ports     *portPool
+	restart   backoff.Policy // delay before restarting a crashed worker
 
 	bindHost      string // what workers bind (--host)
 	pollHost      string // how the hive reaches workers and itself
@@ -112,7 +115,7 @@ func New(cfg Config) (*Hive, error) {
 		return nil, fmt.Errorf("create the data dir %s: %w", abs, err)
 	}
 	h := &Hive{cfg: cfg, log: cfg.Log, env: cfg.Env, startedAt: time.Now().UTC().Truncate(time.Second), apiPort: port,
-		workers: map[string]*supervised{}, logRing: map[string]*logRing{}, probe: Probe{DataDir: abs}}
+		workers: map[string]*supervised{}, logRing: map[string]*logRing{}, probe: Probe{DataDir: abs}, restart: restartPolicy}
 	h.exe = cfg.Executable
 	if h.exe == "" {
 		if h.exe, err = os.Executable(); err != nil {
@@ -128,6 +131,11 @@ func New(cfg Config) (*Hive, error) {
 		h.bindHost = "0.0.0.0"
 		h.pollHost = "127.0.0.1"
 		h.advertiseHost, _ = os.Hostname()
+	}
+	// Processes a worker leaves behind are reparented to the hive rather
+	// than to init, so the hive can reap them when it stops the worker.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		h.log.Warn("cannot become a child subreaper; orphans of workers go to init", "err", err)
 	}
 	h.ports = newPortPool(h.bindHost, cfg.FirstWorkerPort, h.log)
 	h.store, err = modelstore.Open(abs, modelstore.Options{

@@ -17,6 +17,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"golang.org/x/sys/unix"
 )
 
 // Supervision policy.
@@ -178,7 +179,7 @@ func (s *supervised) run(stop, done chan struct{}) {
 			s.update(func(st *hiveapi.WorkerStatus) { st.State, st.PID, st.LastError = hiveapi.StateFailed, 0, msg })
 			return
 		}
-		delay := restartPolicy.Delay(n)
+		delay := s.h.restart.Delay(n)
 		s.logs.Note(fmt.Sprintf("%s; restarting in %s", reason, delay.Round(time.Millisecond)))
 		s.h.log.Warn("worker crashed; restarting", "worker", s.id, "reason", reason, "restart_in", delay.Round(time.Millisecond), "crashes_in_window", n)
 		s.update(func(st *hiveapi.WorkerStatus) { st.State, st.PID, st.LastError = hiveapi.StateRestarting, 0, lastErr })
@@ -330,14 +331,34 @@ func (s *supervised) terminate(cmd *exec.Cmd, exited chan error) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-exited
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL) // anything left in the group
+	reapGroup(pgid)
 	s.logs.Note("stopped")
+}
+
+// reapGroup kills what is left of a worker's process group and reaps the
+// members that were reparented to the hive (it is a child subreaper), so that
+// nothing a worker started outlives it, not even as a zombie.
+func reapGroup(pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil)
+		if pid > 0 {
+			continue
+		}
+		if err != nil || syscall.Kill(-pgid, 0) != nil {
+			return // no child left in the group (ECHILD) or no member at all
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // kill ends the process group at once and reaps it.
 func (s *supervised) kill(cmd *exec.Cmd, exited chan error) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
+	reapGroup(cmd.Process.Pid)
 }
 
 // exitReason describes how a process ended.
@@ -345,7 +366,7 @@ func exitReason(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Sprintf("killed by signal %s", ws.Signal())
+			return fmt.Sprintf("killed by signal %s", unix.SignalName(ws.Signal()))
 		}
 		return fmt.Sprintf("exited with status %d", ee.ExitCode())
 	}
