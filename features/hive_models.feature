@@ -35,6 +35,17 @@ Feature: The hive provisions models
     And the hive's JSON "sha256" is "${HF_SHA256}"
     And the Hugging Face server got 1 GET of the file bytes
 
+  Scenario: Concurrent requests for one model share one download
+    Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
+    And the Hugging Face server sends at most 1000000 bytes per second
+    And a hive
+    When I PUT "/v1/models/tiny" on the hive 4 times at once:
+      """
+      {"source": "hf:acme/tiny-GGUF", "file": "tiny.gguf"}
+      """
+    Then the Hugging Face server got 1 GET of the file bytes
+    And the hive's catalog has the model "tiny" with sha256 "${HF_SHA256}"
+
   Scenario: A cut connection is resumed with a Range request
     Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
     And the Hugging Face server cuts the connection once after 600000 bytes

@@ -84,6 +84,25 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		return hw.do(http.MethodPut, path, []byte(w.expand(body.Content)), hw.token, true)
 	})
 
+	sc.Step(`^I PUT "([^"]*)" on the hive (\d+) times at once:$`, func(path string, n int, body *godog.DocString) error {
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				h := &hiveWorld{w: w, url: hw.url}
+				err := h.do(http.MethodPut, path, []byte(w.expand(body.Content)), hw.token, false)
+				if err == nil && h.status != http.StatusOK {
+					err = fmt.Errorf("request %d: %d %s", i, h.status, h.body)
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	sc.Step(`^the hive answers (\d+)$`, func(code int) error {
 		if hw.status != code {
 			return fmt.Errorf("status %d, want %d: %s", hw.status, code, hw.body)
@@ -674,7 +693,7 @@ func (hw *hiveWorld) fuzzRequests(n int) error {
 		case 4:
 			return []byte(strings.Repeat("[", rng.IntN(5000)) + strings.Repeat("]", rng.IntN(5000)))
 		case 5:
-			return bytes.Repeat([]byte("a"), (1<<20)+rng.IntN(1000))
+			return []byte(`{"source":"` + strings.Repeat("a", (1<<20)+rng.IntN(1000)) + `"}`)
 		case 6:
 			return []byte(`{"source":` + strconv.Quote(pick(sources)) + `,"extra":` + strconv.Itoa(rng.Int()) + `}`)
 		default:
@@ -682,6 +701,7 @@ func (hw *hiveWorld) fuzzRequests(n int) error {
 			return b
 		}
 	}
+	valid := []string{"tiny", "m", "w-0", "chat-1"}
 	for i := 0; i < n; i++ {
 		p := pick(paths)
 		switch strings.Count(p, "%s") {
@@ -691,8 +711,9 @@ func (hw *hiveWorld) fuzzRequests(n int) error {
 			p = fmt.Sprintf(p, pick(names), pick([]string{"1", "0", "-1", "x", "100000", ""}))
 		}
 		method := pick(methods)
-		if rng.IntN(10) < 6 {
-			method = http.MethodPut // the endpoints that read bodies
+		if rng.IntN(10) < 7 { // mostly bodies that reach the decoders
+			method = http.MethodPut
+			p = fmt.Sprintf(pick([]string{"/v1/models/%s", "/v1/workers/%s", "/v1/workers/%s?wait=false"}), pick(valid))
 		}
 		b := body()
 		var rd io.Reader

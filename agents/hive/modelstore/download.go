@@ -278,8 +278,14 @@ func (d *Downloader) head(ctx context.Context, f Fetch) (remote, error) {
 		return remote{}, fmt.Errorf("HEAD %s: %w", f.URL, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return remote{}, statusError(f, resp.StatusCode)
+	case resp.StatusCode >= 500:
+		return remote{}, fmt.Errorf("HEAD %s: HTTP %d", f.URL, resp.StatusCode)
+	case resp.StatusCode/100 != 2:
+		// Some servers refuse HEAD (405, 501…): go on without size and etag.
+		return remote{size: -1}, nil
 	}
 	note(resp.Header)
 	if r.size < 0 && resp.ContentLength >= 0 {
