@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,22 +163,14 @@ func New(cfg Config) (*Hive, error) {
 	return h, nil
 }
 
+// lookupEnv returns the last value of key in an environment list.
 func lookupEnv(env []string, key string) string {
 	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := cutEnv(env[i]); ok && k == key {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
 			return v
 		}
 	}
 	return ""
-}
-
-func cutEnv(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 func fileSHA256(path string) (string, error) {

@@ -25,7 +25,8 @@ var interestingCPUFlags = []string{
 	"amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve", "i8mm",
 }
 
-// Probe reads what the node has. It is a variable so that tests can replace it.
+// Probe reads what the node has: RAM, the data dir's free disk, CPU
+// features, GPUs and the backends they allow.
 type Probe struct {
 	DataDir string
 	// GPUs lists accelerators; nil uses nvidia-smi / /proc on Linux and one

@@ -69,9 +69,9 @@ const (
 // last event is "done" with the catalog entry or "error" with the envelope.
 type Event struct {
 	Type  string     `json:"type"`
-	Bytes int64      `json:"bytes,omitempty"`
-	Total int64      `json:"total,omitempty"`
-	Rate  float64    `json:"rate,omitempty"`
+	Bytes int64      `json:"bytes"`
+	Total int64      `json:"total"`
+	Rate  float64    `json:"rate"`
 	Model *Model     `json:"model,omitempty"`
 	Error *ErrorBody `json:"error,omitempty"`
 }
