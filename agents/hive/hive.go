@@ -70,6 +70,7 @@ type Hive struct {
 	apiPort       int
 
 	opMu    sync.Mutex // serializes worker PUT/DELETE
+	closing bool       // set under opMu by Shutdown: no new workers
 	mu      sync.Mutex
 	workers map[string]*supervised
 	logRing map[string]*logRing
@@ -215,6 +216,9 @@ func (h *Hive) Start() {
 // Shutdown stops every worker in parallel (SIGTERM, SIGKILL after the grace
 // period) and cancels downloads. Intentions stay on disk for the next start.
 func (h *Hive) Shutdown() {
+	h.opMu.Lock()
+	h.closing = true
+	h.opMu.Unlock()
 	h.mu.Lock()
 	ws := make([]*supervised, 0, len(h.workers))
 	for _, w := range h.workers {

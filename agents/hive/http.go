@@ -302,6 +302,9 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 	}
 	h.opMu.Lock()
 	defer h.opMu.Unlock()
+	if h.closing {
+		return nil, 0, api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the hive is shutting down; try again when it is back")
+	}
 	hash := hiveapi.ConfigHash(cfg)
 	h.mu.Lock()
 	old := h.workers[id]
