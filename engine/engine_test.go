@@ -69,11 +69,11 @@ func TestGenerateMaxTokensAndStats(t *testing.T) {
 		t.Fatalf("tokenize: %v %v", prompt, err)
 	}
 	var got []Token
-	st, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 12, Sampling: greedy()}, func(tk Token) { got = append(got, tk) })
+	st, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 12, Sampling: greedy(), IgnoreEOS: true}, func(tk Token) { got = append(got, tk) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.StopReason == StopMaxTokens && (st.Tokens != 12 || len(got) != 12) {
+	if st.StopReason != StopMaxTokens || st.Tokens != 12 || len(got) != 12 {
 		t.Fatalf("tokens %d, events %d, want 12", st.Tokens, len(got))
 	}
 	if st.PromptTokens != len(prompt) || st.PromptTime <= 0 {
@@ -94,7 +94,7 @@ func TestGreedyIsDeterministicAndBatchingAgrees(t *testing.T) {
 	prompt, _ := e.Tokenize("The quick brown fox", true)
 	text := func(ctx context.Context) string {
 		var b strings.Builder
-		_, err := e.Generate(ctx, Request{Prompt: prompt, MaxTokens: 16, Sampling: greedy()}, func(tk Token) { b.WriteString(tk.Text) })
+		_, err := e.Generate(ctx, Request{Prompt: prompt, MaxTokens: 16, Sampling: greedy(), IgnoreEOS: true}, func(tk Token) { b.WriteString(tk.Text) })
 		if err != nil {
 			t.Error(err)
 		}
@@ -119,7 +119,7 @@ func TestBusyAndCancelFreesSlot(t *testing.T) {
 	e := load(t, Options{Slots: 1, CtxSize: 4096})
 	prompt, _ := e.Tokenize("hello", true)
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 4000, Sampling: greedy()})
+	s, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 4000, Sampling: greedy(), IgnoreEOS: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ type Request struct {
 	MaxTokens int      // tokens to generate at most (> 0)
 	Sampling  Sampling // DefaultSampling() if unsure
 	Stop      []string // generation ends before the first of these strings
+	IgnoreEOS bool     // keep going past end-of-generation tokens (benchmarks, tests)
 }
 
 // StopReason says why a sequence ended.
@@ -317,7 +318,8 @@ func (e *Engine) step(active []*Stream) {
 
 // emit delivers one sampled token and ends the sequence when it should.
 func (e *Engine) emit(s *Stream, tok int, now time.Time) {
-	if e.model.TokenIsEog(tok) {
+	eog := e.model.TokenIsEog(tok)
+	if eog && !s.req.IgnoreEOS {
 		if s.pending != "" {
 			s.ch <- Token{Index: -1, ID: -1, Text: s.pending}
 			s.pending = ""
@@ -327,7 +329,11 @@ func (e *Engine) emit(s *Stream, tok int, now time.Time) {
 	}
 	s.stats.Tokens++
 	last := s.stats.Tokens >= s.req.MaxTokens
-	text, stopped := s.release(e.pieces.get(tok), last)
+	piece := ""
+	if !eog {
+		piece = e.pieces.get(tok)
+	}
+	text, stopped := s.release(piece, last)
 	s.ch <- Token{Index: s.stats.Tokens - 1, ID: tok, Text: text}
 	s.last = tok
 	switch {

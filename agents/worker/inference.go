@@ -41,6 +41,7 @@ type genParams struct {
 	FrequencyPenalty *float64
 	Seed             *int64
 	Stop             []string
+	IgnoreEOS        bool
 }
 
 // fieldError is a 400 that names the offending field.
@@ -142,13 +143,13 @@ func (s *Server) request(eng *engine.Engine, prompt string, p genParams, stops [
 	if p.Seed != nil {
 		sp.Seed = uint32(*p.Seed)
 	}
-	req = engine.Request{Prompt: tokens, MaxTokens: maxTokens, Sampling: sp, Stop: append(append([]string(nil), p.Stop...), stops...)}
+	req = engine.Request{Prompt: tokens, MaxTokens: maxTokens, Sampling: sp, Stop: append(append([]string(nil), p.Stop...), stops...), IgnoreEOS: p.IgnoreEOS}
 	return req, nil
 }
 
 var (
 	unknownFieldRe = regexp.MustCompile(`unknown field "([^"]+)"`)
-	typeFieldRe    = regexp.MustCompile(`Go struct field [^ ]*?\.?([A-Za-z_]+(?:\.[A-Za-z_]+)*) of type`)
+	typeFieldRe    = regexp.MustCompile(`Go struct field (\S+) of type`)
 	jobIDRe        = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
@@ -165,7 +166,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return e.WithDetails(map[string]any{"field": m[1]})
 	}
 	if m := typeFieldRe.FindStringSubmatch(e.Message); m != nil {
-		return e.WithDetails(map[string]any{"field": m[1]})
+		_, field, _ := strings.Cut(m[1], ".") // drop the Go type name
+		return e.WithDetails(map[string]any{"field": field})
 	}
 	return e
 }
@@ -259,7 +261,7 @@ func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := s.request(eng, in.Prompt, genParams{
 		MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK,
-		MinP: in.MinP, RepeatPenalty: in.RepeatPenalty, Seed: in.Seed, Stop: in.Stop,
+		MinP: in.MinP, RepeatPenalty: in.RepeatPenalty, Seed: in.Seed, Stop: in.Stop, IgnoreEOS: in.IgnoreEOS,
 	}, nil)
 	if err != nil {
 		s.writeError(w, endpoint, err)

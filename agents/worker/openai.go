@@ -32,8 +32,9 @@ type openAIParams struct {
 	StreamOptions    *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N    *int   `json:"n"`
-	User string `json:"user"`
+	N         *int   `json:"n"`
+	User      string `json:"user"`
+	IgnoreEOS bool   `json:"ignore_eos"` // llama.cpp server extension
 }
 
 type completionRequest struct {
@@ -80,7 +81,7 @@ func (p *openAIParams) gen() (genParams, error) {
 	return genParams{
 		MaxTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, TopK: p.TopK, MinP: p.MinP,
 		RepeatPenalty: p.RepeatPenalty, PresencePenalty: p.PresencePenalty, FrequencyPenalty: p.FrequencyPenalty,
-		Seed: p.Seed, Stop: stop,
+		Seed: p.Seed, Stop: stop, IgnoreEOS: p.IgnoreEOS,
 	}, nil
 }
 

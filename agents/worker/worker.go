@@ -41,6 +41,7 @@ type Config struct {
 	Token       string        // bearer token; required unless Host is loopback
 	CallbackURL string        // POSTed {"worker_id","url","state":"ready"} once loaded
 	LoadTimeout time.Duration // default 5m
+	LoadDelay   time.Duration // wait before loading; a test hook that makes the loading state observable
 	Logger      *slog.Logger  // default slog.Default()
 }
 
@@ -187,6 +188,14 @@ wait:
 
 // load loads the engine, publishing progress.
 func (s *Server) load(ctx context.Context) error {
+	if s.cfg.LoadDelay > 0 {
+		s.log.Warn("delaying the model load (test hook)", "delay", s.cfg.LoadDelay)
+		select {
+		case <-time.After(s.cfg.LoadDelay):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	start := time.Now()
 	eng, err := engine.Load(ctx, s.cfg.ModelPath, engine.Options{
 		Slots:    s.cfg.Slots,

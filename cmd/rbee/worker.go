@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -41,6 +42,14 @@ bearer token). SIGTERM stops accepting, cancels running jobs and exits 0.`,
 					return exitCode(1, err)
 				}
 				cfg.Token = tok
+			}
+			if d := os.Getenv("RBEE_WORKER_LOAD_DELAY"); d != "" {
+				// Test hook: hold the load back so the loading state can be observed.
+				delay, err := time.ParseDuration(d)
+				if err != nil {
+					return exitCode(1, fmt.Errorf("RBEE_WORKER_LOAD_DELAY=%q: %w", d, err))
+				}
+				cfg.LoadDelay = delay
 			}
 			srv, err := worker.New(cfg)
 			if err != nil {

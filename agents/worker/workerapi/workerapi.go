@@ -60,6 +60,7 @@ type InferenceRequest struct {
 	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"` // > 0 .. 10; 1 = off
 	Seed          *int64   `json:"seed,omitempty"`           // 0 .. 4294967294
 	Stop          []string `json:"stop,omitempty"`           // up to 4 strings
+	IgnoreEOS     bool     `json:"ignore_eos,omitempty"`     // generate max_tokens even past end-of-text tokens
 	JobID         string   `json:"job_id,omitempty"`         // [A-Za-z0-9._-], at most 64; generated when empty
 }
 

@@ -1,0 +1,290 @@
+// Package bench holds rbee's benchmarks. Each one measures its own baseline
+// in the same run and reports ratios against it, so the figures mean the same
+// on any machine. Run them with `just bench`.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rbee-dev/rbee/engine"
+	"github.com/rbee-dev/rbee/engine/cpu"
+)
+
+// Sizes of the worker benchmark: tokens generated per stream.
+const (
+	benchSlots    = 4
+	benchCtx      = 512
+	singleTokens  = 48
+	batchedTokens = 32
+	rounds        = 3
+	benchPrompt   = "Once upon a time, in a small village at the edge of a great forest, there lived"
+)
+
+// BenchmarkWorker measures, on the TinyLlama-shaped Q4_0 synth model:
+//  1. worker decode tokens/s over HTTP ÷ the bare in-process engine loop
+//     with the same threads (target ≥ 0.97);
+//  2. aggregate tokens/s of 4 concurrent streams ÷ 1 stream on one worker
+//     (target ≥ 2.5), next to the same ratio for the bare batched loop, which
+//     is the ceiling on this machine;
+//  3. single-stream decode tokens/s × model bytes ÷ memory read bandwidth
+//     measured here (the fraction of the memory roofline reached).
+//
+// Every figure is the best of a few interleaved rounds, to resist noise
+// from other processes.
+func BenchmarkWorker(b *testing.B) {
+	bin := os.Getenv("RBEE_BIN")
+	if bin == "" {
+		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
+	}
+	model := benchModel(b, bin)
+	threads := cpu.PhysicalCores()
+	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
+
+	for range b.N {
+		bw := memoryBandwidth(threads)
+		b.Logf("memory read bandwidth: %.1f GB/s", bw/1e9)
+
+		ctx := context.Background()
+		eng, err := engine.Load(ctx, model, engine.Options{Slots: benchSlots, CtxSize: benchCtx, Threads: threads})
+		if err != nil {
+			b.Fatal(err)
+		}
+		prompt, err := eng.Tokenize(benchPrompt, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sp := engine.DefaultSampling()
+		sp.Seed = 1
+
+		wk := startWorker(b, bin, model, threads)
+
+		var bare1, bare4, http1, http4 []float64
+		for r := range rounds {
+			res, err := eng.DecodeLoop(ctx, prompt, 1, singleTokens, sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bare1 = append(bare1, res.TokensPerSecond())
+			http1 = append(http1, wk.streams(b, 1, singleTokens))
+
+			res, err = eng.DecodeLoop(ctx, prompt, benchSlots, batchedTokens, sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bare4 = append(bare4, res.TokensPerSecond())
+			http4 = append(http4, wk.streams(b, benchSlots, batchedTokens))
+			b.Logf("round %d: bare 1=%.2f 4=%.2f tok/s; worker 1=%.2f 4=%.2f tok/s", r+1, bare1[r], bare4[r], http1[r], http4[r])
+		}
+		tensorBytes := float64(eng.Info().TensorBytes)
+		wk.stop(b)
+		eng.Close()
+
+		b1, b4, h1, h4 := slices.Max(bare1), slices.Max(bare4), slices.Max(http1), slices.Max(http4)
+		httpOverBare := h1 / b1
+		concurrency := h4 / h1
+		bareConcurrency := b4 / b1
+		roofline := b1 * tensorBytes / bw
+
+		b.Logf("(1) worker over HTTP %.2f tok/s ÷ bare loop %.2f tok/s = %.3f (target ≥ 0.97)", h1, b1, httpOverBare)
+		b.Logf("(2) worker 4 streams %.2f tok/s ÷ 1 stream %.2f tok/s = %.2f (target ≥ 2.5); bare loop 4 ÷ 1 = %.2f/%.2f = %.2f (the ceiling here)",
+			h4, h1, concurrency, b4, b1, bareConcurrency)
+		b.Logf("    worker batching efficiency: %.3f of the bare batched loop (%.2f ÷ %.2f)", h4/b4, h4, b4)
+		b.Logf("(3) decode %.2f tok/s × %.0f MB ÷ %.1f GB/s = %.3f of the memory roofline (ceiling %.1f tok/s)",
+			b1, tensorBytes/1e6, bw/1e9, roofline, bw/tensorBytes)
+
+		b.ReportMetric(httpOverBare, "http/bare")
+		b.ReportMetric(concurrency, "4streams/1")
+		b.ReportMetric(bareConcurrency, "bare4/bare1")
+		b.ReportMetric(h4/b4, "http4/bare4")
+		b.ReportMetric(roofline, "roofline")
+		b.ReportMetric(b1, "bare_tok/s")
+		b.ReportMetric(h1, "http_tok/s")
+		b.ReportMetric(bw/1e9, "GB/s")
+	}
+}
+
+// benchModel generates the TinyLlama-shaped model once into the user cache.
+func benchModel(b *testing.B, bin string) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "rbee", "bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "tinyllama-q4_0-seed1.gguf")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	b.Logf("generating %s (once; cached afterwards)", path)
+	out, err := exec.Command(bin, "model", "synth", "--preset", "tinyllama-q4_0", "--seed", "1", "--out", path).CombinedOutput()
+	if err != nil {
+		b.Fatalf("rbee model synth: %v\n%s", err, out)
+	}
+	return path
+}
+
+// memoryBandwidth measures read bandwidth in bytes/s: threads goroutines
+// compare two large identical buffers (a vectorised read-only loop), best of
+// five passes.
+func memoryBandwidth(threads int) float64 {
+	const size = 256 << 20
+	a := make([]byte, size)
+	c := make([]byte, size)
+	for i := range a {
+		a[i] = byte(i)
+	}
+	copy(c, a)
+	best := 0.0
+	chunk := size / threads
+	for range 5 {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for t := range threads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				lo := t * chunk
+				if !bytes.Equal(a[lo:lo+chunk], c[lo:lo+chunk]) {
+					panic("buffers differ")
+				}
+			}()
+		}
+		wg.Wait()
+		if bw := float64(2*chunk*threads) / time.Since(start).Seconds(); bw > best {
+			best = bw
+		}
+	}
+	return best
+}
+
+// benchWorker is an `rbee worker` child process.
+type benchWorker struct {
+	cmd *exec.Cmd
+	url string
+	log *bytes.Buffer
+}
+
+func startWorker(b *testing.B, bin, model string, threads int) *benchWorker {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "worker", "--model", model, "--port", strconv.Itoa(port),
+		"--slots", strconv.Itoa(benchSlots), "--ctx-size", strconv.Itoa(benchCtx), "--threads", strconv.Itoa(threads))
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	w := &benchWorker{cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), log: log}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		resp, err := http.Get(w.url + "/v1/ready")
+		if err == nil {
+			var r struct{ Ready bool }
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if r.Ready {
+				return w
+			}
+		}
+		if time.Now().After(deadline) {
+			w.stop(b)
+			b.Fatalf("worker not ready after 5 minutes:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *benchWorker) stop(b *testing.B) {
+	_ = w.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- w.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-done
+		b.Logf("worker did not stop on SIGINT; killed")
+	}
+}
+
+// streams runs n concurrent native streams of tokens tokens each and returns
+// the aggregate decode rate seen by the client in the steady state: the
+// tokens that arrived between the moment every stream had its first token
+// and the moment the first stream ended, over that time.
+func (w *benchWorker) streams(b *testing.B, n, tokens int) float64 {
+	stamps := make([][]time.Time, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stamps[i] = make([]time.Time, 0, tokens)
+			body := fmt.Sprintf(`{"prompt":%q,"max_tokens":%d,"seed":1,"ignore_eos":true}`, benchPrompt, tokens)
+			resp, err := http.Post(w.url+"/v1/inference", "application/json", strings.NewReader(body))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs[i] = fmt.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if bytes.HasPrefix(sc.Bytes(), []byte(`data: {"type":"token"`)) {
+					stamps[i] = append(stamps[i], time.Now())
+				}
+			}
+			errs[i] = sc.Err()
+		}()
+	}
+	wg.Wait()
+	var from, to time.Time // latest first token, earliest last token
+	for i, ts := range stamps {
+		if errs[i] != nil || len(ts) != tokens {
+			b.Fatalf("stream %d: %d tokens, err %v\nworker log:\n%s", i, len(ts), errs[i], w.log.String())
+		}
+		if ts[0].After(from) {
+			from = ts[0]
+		}
+		if to.IsZero() || ts[len(ts)-1].Before(to) {
+			to = ts[len(ts)-1]
+		}
+	}
+	count := 0
+	for _, ts := range stamps {
+		for _, t := range ts {
+			if t.After(from) && !t.After(to) {
+				count++
+			}
+		}
+	}
+	if !to.After(from) || count == 0 {
+		b.Fatalf("streams did not overlap (from %v to %v)", from, to)
+	}
+	return float64(count) / to.Sub(from).Seconds()
+}
