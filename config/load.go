@@ -457,21 +457,45 @@ func (a *attrs) integer(name string, dst *int) {
 	*dst = int(i)
 }
 
+// strList reads a list of strings. Elements are converted one by one: cty's
+// whole-list conversion unifies element types in more than linear time, which
+// shows with pools over thousands of nodes.
 func (a *attrs) strList(name string, dst *[]string) {
-	v, ok := a.value(name, cty.List(cty.String))
+	at, ok := a.attrs[name]
 	if !ok {
 		return
 	}
-	out := []string{}
+	v, diags := at.Expr.Value(a.ctx)
+	a.d.diags = append(a.d.diags, diags...)
+	if diags.HasErrors() {
+		a.bad[name] = true
+		return
+	}
+	if v.IsNull() {
+		return
+	}
+	ty := v.Type()
+	if !v.IsWhollyKnown() || !(ty.IsTupleType() || ty.IsListType() || ty.IsSetType()) {
+		a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+			Detail: fmt.Sprintf("%s must be a list of strings, such as [\"a\", \"b\"]; got %s.", name, ty.FriendlyName()), Subject: a.ranges[name].Ptr()})
+		a.bad[name] = true
+		return
+	}
+	out := make([]string, 0, v.LengthInt())
 	for it := v.ElementIterator(); it.Next(); {
 		_, e := it.Element()
-		if e.IsNull() {
-			a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Null in list",
-				Detail: fmt.Sprintf("%s must list names; null is not allowed.", name), Subject: a.ranges[name].Ptr()})
+		s, err := convert.Convert(e, cty.String)
+		if err != nil || s.IsNull() {
+			msg := "null is not allowed"
+			if err != nil {
+				msg = err.Error()
+			}
+			a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+				Detail: fmt.Sprintf("%s must be a list of strings: %s.", name, msg), Subject: a.ranges[name].Ptr()})
 			a.bad[name] = true
 			return
 		}
-		out = append(out, e.AsString())
+		out = append(out, s.AsString())
 	}
 	*dst = out
 }

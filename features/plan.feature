@@ -96,7 +96,7 @@ Feature: rbee plan shows what apply would change
     When I run "rbee plan -json -refresh=false"
     Then the command succeeds
     And stdout is NDJSON with 3 "change" objects and a "summary" object last
-    And the JSON change "worker.chat[local/0]" has action "create" and depends on "model.tiny@local,node.local"
+    And the JSON change "worker.chat[local/0]" has action "create" and depends on "node.local,model.tiny@local"
     And the JSON summary has "add" = 3
     And the JSON summary has "destroy" = 0
     And the JSON summary has "changes" = true

@@ -137,16 +137,19 @@ func (d *differ) diff() []*Change {
 	for _, c := range d.changes {
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(x, y *Change) int {
-		if x.Addr.Less(y.Addr) {
-			return -1
-		}
-		if y.Addr.Less(x.Addr) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y *Change) int { return compareAddr(x.Addr, y.Addr) })
 	return out
+}
+
+// compareAddr orders addresses as state.Addr.Less does.
+func compareAddr(x, y state.Addr) int {
+	if x.Less(y) {
+		return -1
+	}
+	if y.Less(x) {
+		return 1
+	}
+	return 0
 }
 
 func (d *differ) goneReason(what string) string {
@@ -531,7 +534,7 @@ func link(changes []*Change) {
 				}
 			}
 		}
-		slices.SortFunc(c.DependsOn, func(x, y state.Addr) int { return strings.Compare(x.String(), y.String()) })
+		slices.SortFunc(c.DependsOn, compareAddr)
 	}
 }
 
