@@ -221,7 +221,7 @@ func TestDiffRules(t *testing.T) {
 			},
 		},
 		{
-			name:   "crashed, failed, missing and stopped workers",
+			name: "crashed, failed, missing and stopped workers",
 			mutate: func(s *state.Snapshot) {
 				s.Worker("chat", "local", 0).State = state.WorkerCrashed
 				s.Worker("chat", "local", 1).State = state.WorkerFailed
