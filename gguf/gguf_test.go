@@ -120,6 +120,24 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestCustomAlignment(t *testing.T) {
+	w := NewWriter()
+	w.Set("general.alignment", uint32(64))
+	w.AddTensor("a", TensorF32, []uint64{3}, bytesSource(make([]byte, 12)))
+	w.AddTensor("b", TensorF32, []uint64{3}, bytesSource(make([]byte, 12)))
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Alignment != 64 || f.DataOffset%64 != 0 || f.Tensors[1].Offset != 64 {
+		t.Fatalf("alignment %d, data offset %d, second tensor at %d", f.Alignment, f.DataOffset, f.Tensors[1].Offset)
+	}
+}
+
 func TestAccessors(t *testing.T) {
 	w := NewWriter()
 	w.Set("s", "x")
@@ -160,6 +178,8 @@ func TestWriterErrors(t *testing.T) {
 	}{
 		{"unsupported value", func(w *Writer) { w.Set("k", struct{}{}) }, "unsupported"},
 		{"bad nested array", func(w *Writer) { w.Set("k", []any{1}) }, "only arrays"},
+		{"alignment type", func(w *Writer) { w.Set("general.alignment", uint64(64)) }, "must be a uint32"},
+		{"alignment value", func(w *Writer) { w.Set("general.alignment", uint32(48)) }, "power of two"},
 		{"duplicate tensor", func(w *Writer) {
 			w.AddTensor("t", TensorF32, []uint64{1}, bytesSource(make([]byte, 4)))
 			w.AddTensor("t", TensorF32, []uint64{1}, bytesSource(make([]byte, 4)))
@@ -205,6 +225,7 @@ func TestReadErrors(t *testing.T) {
 		{"short", []byte("GG"), "not a GGUF file"},
 		{"wrong magic", []byte("PK\x03\x04 zip file"), `starts with "PK\x03\x04"`},
 		{"version 1", func() []byte { h := &header{}; h.WriteString(Magic); return h.u32(1).Bytes() }(), "unsupported GGUF version 1"},
+		{"big-endian", func() []byte { h := &header{}; h.WriteString(Magic); return h.u32(3 << 24).Bytes() }(), "big-endian"},
 		{"truncated counts", func() []byte { h := &header{}; h.WriteString(Magic); return h.u32(3).u32(0).Bytes() }(), "truncated"},
 		{"too many tensors", ggufHeader(1<<40, 0).Bytes(), "claims"},
 		{"too many kvs", ggufHeader(0, 1<<40).Bytes(), "claims"},

@@ -153,6 +153,9 @@ func (d *decoder) file() (*File, error) {
 	if f.Version, err = d.u32(); err != nil {
 		return nil, err
 	}
+	if f.Version == 2<<24 || f.Version == 3<<24 {
+		return nil, fmt.Errorf("big-endian GGUF files are not supported; use a little-endian build of the model")
+	}
 	if f.Version != 2 && f.Version != 3 {
 		return nil, fmt.Errorf("unsupported GGUF version %d (this build reads versions 2 and 3)", f.Version)
 	}

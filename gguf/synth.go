@@ -24,8 +24,11 @@ type Hyperparameters struct {
 	FeedForward   int // n_ff
 	ContextLength int
 	Weights       TensorType // type of the 2-D weight matrices; norms are always F32
-	RopeFreqBase  float32
-	NormEpsilon   float32
+	// Shaped biases the embedding and output matrices so that even random
+	// weights produce word-like text that ends on EOS (see shapeVocab). F32 only.
+	Shaped       bool
+	RopeFreqBase float32
+	NormEpsilon  float32
 }
 
 // Preset is a named synth model.
@@ -38,10 +41,11 @@ type Preset struct {
 var presets = []Preset{
 	{
 		Name:        "tiny",
-		Description: "2-layer llama, 512-token vocabulary, F32, about 2 MB: tests and demos",
+		Description: "2-layer llama, 512-token vocabulary, F32, 1.7 MB, word-like output: tests and demos",
 		Hyper: Hyperparameters{
 			Vocab: 512, Embedding: 128, Layers: 2, Heads: 4, KVHeads: 2, FeedForward: 256,
 			ContextLength: 2048, Weights: TensorF32, RopeFreqBase: 10000, NormEpsilon: 1e-5,
+			Shaped: true,
 		},
 	},
 	{
@@ -53,6 +57,10 @@ var presets = []Preset{
 		},
 	},
 }
+
+// DefaultSeed is the seed rbee uses when none is given, so that `synth:NAME`
+// model references give the same file on every machine.
+const DefaultSeed int64 = 1
 
 // Presets returns the synth presets, in a stable order.
 func Presets() []Preset {
@@ -183,23 +191,36 @@ func (p Preset) Writer(seed int64) *Writer {
 		w.AddTensor(name, h.Weights, dims, randomTensor(h.Weights, seed, name, dims))
 	}
 	norm := func(name string) {
-		w.AddTensor(name, TensorF32, []uint64{e}, onesF32(h.Embedding))
+		w.AddTensor(name, TensorF32, []uint64{e}, normWeights(h.Embedding, nil))
 	}
-	matrix("token_embd.weight", e, v)
+	layerNorm := norm
+	if h.Shaped {
+		// Hide the shaping dimensions from the blocks (see shape.go).
+		layerNorm = func(name string) {
+			w.AddTensor(name, TensorF32, []uint64{e}, normWeights(h.Embedding, []int{carrierDim, sentenceEndDim}))
+		}
+	}
+	if h.Shaped {
+		bias, sentenceEnd := shapeVocab(tokens, types)
+		w.AddTensor("token_embd.weight", TensorF32, []uint64{e, v}, shapedEmbedding(seed, h.Embedding, sentenceEnd))
+		defer w.AddTensor("output.weight", TensorF32, []uint64{e, v}, shapedOutput(seed, h.Embedding, bias))
+	} else {
+		matrix("token_embd.weight", e, v)
+		defer matrix("output.weight", e, v)
+	}
 	for i := 0; i < h.Layers; i++ {
 		b := fmt.Sprintf("blk.%d.", i)
-		norm(b + "attn_norm.weight")
+		layerNorm(b + "attn_norm.weight")
 		matrix(b+"attn_q.weight", e, e)
 		matrix(b+"attn_k.weight", e, kv)
 		matrix(b+"attn_v.weight", e, kv)
 		matrix(b+"attn_output.weight", e, e)
-		norm(b + "ffn_norm.weight")
+		layerNorm(b + "ffn_norm.weight")
 		matrix(b+"ffn_gate.weight", e, ff)
 		matrix(b+"ffn_up.weight", e, ff)
 		matrix(b+"ffn_down.weight", ff, e)
 	}
 	norm("output_norm.weight")
-	matrix("output.weight", e, v)
 	return w
 }
 
@@ -298,14 +319,17 @@ func writeQ4_0(out io.Writer, src *rand.ChaCha8, n int) error {
 	return nil
 }
 
-// onesF32 writes n float32 ones (the identity RMS-norm weight).
-func onesF32(n int) TensorSource {
+// normWeights writes n float32 RMS-norm weights: ones (the identity), with
+// zeros at the masked dimensions.
+func normWeights(n int, masked []int) TensorSource {
 	return func(out io.Writer) error {
-		b := make([]byte, 4*n)
-		for i := 0; i < n; i++ {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(1))
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 1
 		}
-		_, err := out.Write(b)
-		return err
+		for _, d := range masked {
+			v[d] = 0
+		}
+		return writeF32(out, v)
 	}
 }

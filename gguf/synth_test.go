@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -128,6 +130,10 @@ func TestPresetHyperparameters(t *testing.T) {
 			if s.Architecture != "llama" || s.Quantization != c.quant || s.ContextLength != int(c.ctx) || !s.HasChatTemplate {
 				t.Errorf("summary %+v", s)
 			}
+			// llama.cpp reports 1.00 MiB (tiny) and 44.00 MiB (tinyllama) of KV cache at 2048 tokens.
+			if got, want := f.KVCacheBytes(2048), int64(2*c.layers*2048*kvDim*2); got != want {
+				t.Errorf("KVCacheBytes(2048) = %d, want %d", got, want)
+			}
 			if s.Parameters < c.minParams || s.Parameters > c.maxParams {
 				t.Errorf("%d parameters, want %d..%d", s.Parameters, c.minParams, c.maxParams)
 			}
@@ -246,5 +252,59 @@ func BenchmarkSynthQ4_0(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.SetBytes(n)
+	}
+}
+
+func TestShapedTiny(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := Synth(context.Background(), &buf, "tiny", 1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	floats := func(name string) []float32 {
+		ti, ok := f.Tensor(name)
+		if !ok || ti.Type != TensorF32 {
+			t.Fatalf("tensor %s missing or not F32", name)
+		}
+		raw := buf.Bytes()[f.DataOffset+int64(ti.Offset):][:ti.Bytes()]
+		v := make([]float32, len(raw)/4)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		return v
+	}
+	tokensKV, _ := f.Lookup("tokenizer.ggml.tokens")
+	tokens := tokensKV.Value.([]string)
+	embd := 128
+	emb, out := floats("token_embd.weight"), floats("output.weight")
+	id := map[string]int{}
+	for i, tok := range tokens {
+		id[tok] = i
+		if emb[i*embd+carrierDim] != 1 {
+			t.Fatalf("token %q: carrier dimension is %g, want 1", tok, emb[i*embd+carrierDim])
+		}
+	}
+	if emb[id["."]*embd+sentenceEndDim] != 1 || emb[id["▁the"]*embd+sentenceEndDim] != 0 {
+		t.Error("sentence-end flag wrong")
+	}
+	// The carrier weight orders tokens: words above pieces above bytes and control tokens.
+	w := func(tok string) float32 { return out[id[tok]*embd+carrierDim] }
+	if !(w("▁the") > w("▁th") && w("▁th") > w("<0x41>") && w("<0x41>") == w("<s>") && w("<s>") < 0) {
+		t.Errorf("carrier weights: the %g, th %g, <0x41> %g, <s> %g", w("▁the"), w("▁th"), w("<0x41>"), w("<s>"))
+	}
+	if out[eosID*embd+sentenceEndDim] <= 0 {
+		t.Error("EOS row does not read the sentence-end flag")
+	}
+	for _, name := range []string{"blk.0.attn_norm.weight", "blk.1.ffn_norm.weight"} {
+		n := floats(name)
+		if n[carrierDim] != 0 || n[sentenceEndDim] != 0 || n[2] != 1 {
+			t.Errorf("%s: %v, want the shaping dimensions masked", name, n[:3])
+		}
+	}
+	if n := floats("output_norm.weight"); n[carrierDim] != 1 {
+		t.Error("output_norm must keep the carrier dimension")
 	}
 }

@@ -42,6 +42,11 @@ func (w *Writer) Set(key string, value any) {
 	if err != nil && w.err == nil {
 		w.err = fmt.Errorf("metadata %q: %w", key, err)
 	}
+	if key == "general.alignment" && w.err == nil {
+		if a, ok := value.(uint32); !ok || a == 0 || a&(a-1) != 0 || a > maxAlignment {
+			w.err = fmt.Errorf("general.alignment must be a uint32 power of two up to %d, got %T %v", maxAlignment, value, value)
+		}
+	}
 	kv := KV{Key: key, Type: t, Value: value}
 	if i, ok := w.keys[key]; ok {
 		w.kv[i] = kv
@@ -69,12 +74,10 @@ func (w *Writer) AddTensor(name string, typ TensorType, dims []uint64, src Tenso
 	w.tensors = append(w.tensors, pendingTensor{info: t, src: src})
 }
 
-// alignment returns general.alignment if set, else DefaultAlignment.
+// alignment returns general.alignment if set (Set has checked it), else DefaultAlignment.
 func (w *Writer) alignment() uint64 {
 	if i, ok := w.keys["general.alignment"]; ok {
-		if a, ok := w.kv[i].Value.(uint32); ok && a > 0 && a&(a-1) == 0 {
-			return uint64(a)
-		}
+		return uint64(w.kv[i].Value.(uint32))
 	}
 	return DefaultAlignment
 }

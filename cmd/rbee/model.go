@@ -56,7 +56,7 @@ func newModelSynthCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&preset, "preset", "tiny", "model preset: "+strings.Join(gguf.PresetNames(), " | "))
 	cmd.Flags().StringVar(&out, "out", "", "output file (written atomically)")
-	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed for the weights")
+	cmd.Flags().Int64Var(&seed, "seed", gguf.DefaultSeed, "random seed for the weights")
 	return cmd
 }
 
