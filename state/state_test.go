@@ -267,3 +267,57 @@ func TestSnapshotJSONAndClone(t *testing.T) {
 		t.Fatalf("round trip: %s", b)
 	}
 }
+
+func TestConcurrentWritersInOneProcess(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			errs <- s.Put(ctx, WorkerRecord{Pool: "p", Node: "n", Index: i, Model: "m"})
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Workers) != 20 || snap.Serial != 20 {
+		t.Fatalf("%d workers, serial %d", len(snap.Workers), snap.Serial)
+	}
+}
+
+func TestBusyDatabaseIsRetried(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Put(ctx, NodeRecord{Name: "n"}); err != nil {
+		t.Fatal(err)
+	}
+	// another holder keeps the database open (as a second rbee process would)
+	db, err := pebble.Open(filepath.Join(dir, DBDir), &pebble.Options{Logger: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dir, Options{BusyTimeout: 200 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "in use by another rbee process") {
+		t.Fatalf("opening a database another holder has open: %v", err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		db.Close()
+		close(released)
+	}()
+	snap, err := s.Snapshot(ctx) // s waits up to 2s
+	if err != nil {
+		t.Fatalf("waiting for the database: %v", err)
+	}
+	<-released
+	if snap.Node("n") == nil {
+		t.Fatal("record lost")
+	}
+}
