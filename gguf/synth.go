@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -299,15 +300,23 @@ var q4Scales = func() (t [256]uint16) {
 
 // writeQ4_0 writes n random weights as Q4_0 blocks: a float16 scale d and 16
 // bytes holding 32 4-bit values q, each meaning (q-8)*d. Random nibbles are
-// uniform, so no quantizer is needed.
+// uniform, so no quantizer is needed. The bytes come from wyrand seeded by the
+// tensor's ChaCha8 stream: statistically fine for weights and several times
+// faster than ChaCha8, which matters for 620 MB.
 func writeQ4_0(out io.Writer, src *rand.ChaCha8, n int) error {
 	const blockBytes = 18
+	const chunk = 4096 // blocks per write
+	state := src.Uint64()
 	blocks := n / 32
-	buf := make([]byte, 4096*blockBytes)
+	buf := make([]byte, chunk*blockBytes+8)
 	for blocks > 0 {
-		k := min(blocks, 4096)
+		k := min(blocks, chunk)
 		b := buf[:k*blockBytes]
-		_, _ = src.Read(b) // ChaCha8.Read never fails
+		for i := 0; i < len(b); i += 8 {
+			state += 0xa0761d6478bd642f
+			hi, lo := bits.Mul64(state, state^0xe7037ed1a0b428db)
+			binary.LittleEndian.PutUint64(buf[i:], hi^lo)
+		}
 		for i := 0; i < len(b); i += blockBytes {
 			binary.LittleEndian.PutUint16(b[i:], q4Scales[b[i]])
 		}
