@@ -160,11 +160,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	next := trigger{kind: "start"}
 	for {
-		select {
-		case <-ctx.Done():
-			r.phase(PhaseStopping, "")
+		if ctx.Err() != nil {
+			r.update(func(s *Status) { s.Phase, s.StopRequested = PhaseStopping, true })
 			r.log.Info("rbee watch stopped")
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			continue
 		case at := <-r.watch.changes:
 			next = trigger{kind: "file", at: at}
 			r.log.Info("configuration changed", "config", r.opts.ConfigPath)
@@ -175,9 +178,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		timer.Reset(r.opts.Interval)
 		at := time.Now().Add(r.opts.Interval)
 		r.update(func(s *Status) { s.NextCheck = &at })
-		if ctx.Err() != nil {
-			r.update(func(s *Status) { s.StopRequested = true })
-		}
 	}
 }
 
