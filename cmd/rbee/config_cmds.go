@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rbee-dev/rbee/applier"
 	"io"
 	"os"
 	"path/filepath"
@@ -181,11 +182,10 @@ func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
 	}, nil
 }
 
-// planRefresher returns how plan reads the live fleet, or nil to plan against
-// the recorded state. The apply area plugs the live refresher (HTTP to every
-// hive) in here; until then plans use the recorded state.
-func planRefresher(cmd *cobra.Command, cfg *config.Config, st *state.Store) planner.Refresher {
-	return nil
+// planRefresher returns how plan reads the live fleet: every hive in state is
+// asked for GET /v1/state, so drift shows in the plan.
+func planRefresher(_ *cobra.Command, _ *config.Config, st *state.Store) planner.Refresher {
+	return applier.NewRefresher(st.Dir())
 }
 
 // binarySHA256 returns a memoised sha256 of a hive binary; path "" is this
@@ -377,9 +377,6 @@ Each line gives the reasons ("ctx_size 2048 → 4096", "worker crashed").
 			opts := planner.Options{Destroy: destroy, RefreshOnly: refreshOnly, Targets: targets, BinarySHA256: binarySHA256()}
 			if refresh {
 				opts.Refresher = planRefresher(cmd, cfg, st)
-				if opts.Refresher == nil && refreshOnly {
-					fmt.Fprintln(cmd.ErrOrStderr(), "Warning: live refresh is not available in this build; the recorded state is used as is.")
-				}
 			}
 			p, err := planner.Make(cmd.Context(), cfg, snap, opts)
 			if err != nil {
