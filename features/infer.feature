@@ -49,7 +49,7 @@ Feature: rbee infer streams tokens from a ready worker
   Scenario: Ctrl-C cancels the job and frees the slot
     When I run "rbee apply -auto-approve"
     Then the command succeeds
-    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 1000 --ignore-eos --json" in the background as "long"
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 8000 --ignore-eos --json" in the background as "long"
     And "long" has streamed a token
     And I send SIGINT to "long"
     Then "long" exits with code 130
@@ -67,6 +67,16 @@ Feature: rbee infer streams tokens from a ready worker
     Then the command succeeds
     And stdout contains "\"ephemeral\":true"
     And the hive runs no worker
+
+  Scenario: a worker stopped by its idle timeout is started again on demand
+    Given a local fleet file with pool "chat" serving model "tiny" with idle timeout "1s"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And the hive reports worker "chat-0" as "stopped"
+    When I run "rbee infer --model tiny --prompt hi --max-tokens 4 --ignore-eos"
+    Then the command succeeds
+    And stderr contains "starting a worker stopped after its idle timeout"
+    And stderr contains "decode 4 tokens"
 
   Scenario: the demo script runs twice; the second apply changes nothing
     When I run the demo script

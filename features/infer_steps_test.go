@@ -40,8 +40,8 @@ pool "%s" {
   nodes    = ["local"]
   replicas = %d
   slots    = 2
-  ctx_size = 2048
-}
+  ctx_size = 8192
+%s}
 `
 
 // localHive returns a client for the hive apply installed for the scenario's
@@ -79,7 +79,7 @@ func (w *world) liveWorker(id string) (hiveapi.WorkerStatus, *hiveapi.Client, er
 }
 
 func registerInferSteps(sc *godog.ScenarioContext, w *world) {
-	fleetFile := func(pool, model string, replicas int) error {
+	fleetFile := func(pool, model string, replicas int, extra string) error {
 		if w.vars["HIVE_PORT"] == "" {
 			port, err := testsshd.FreePort("127.0.0.1")
 			if err != nil {
@@ -97,14 +97,17 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			})
 		}
 		port, _ := strconv.Atoi(w.vars["HIVE_PORT"])
-		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas)
+		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas, extra)
 		return os.WriteFile(filepath.Join(w.dir, "rbee.hcl"), []byte(body), 0o644)
 	}
 	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)"$`, func(pool, model string) error {
-		return fleetFile(pool, model, 1)
+		return fleetFile(pool, model, 1, "")
+	})
+	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with idle timeout "([^"]*)"$`, func(pool, model, idle string) error {
+		return fleetFile(pool, model, 1, fmt.Sprintf("  idle_timeout = %q\n", idle))
 	})
 	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with (\d+) replicas$`, func(pool, model string, n int) error {
-		return fleetFile(pool, model, n)
+		return fleetFile(pool, model, n, "")
 	})
 
 	sc.Step(`^I note the pid of worker "([^"]*)" as "([^"]*)"$`, func(id, name string) error {
@@ -144,6 +147,19 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			}
 			if r.SlotsTotal == 0 || r.SlotsFree != r.SlotsTotal {
 				return fmt.Errorf("worker %s: %d of %d slots free (%s)", id, r.SlotsFree, r.SlotsTotal, r.State)
+			}
+			return nil
+		})
+	})
+
+	sc.Step(`^the hive reports worker "([^"]*)" as "([^"]*)"$`, func(id, want string) error {
+		return eventually(time.Minute, func() error {
+			ws, _, err := w.liveWorker(id)
+			if err != nil {
+				return err
+			}
+			if ws.State != want {
+				return fmt.Errorf("worker %s is %s, want %s", id, ws.State, want)
 			}
 			return nil
 		})
