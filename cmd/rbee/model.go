@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/rbee-dev/rbee/gguf"
@@ -42,7 +47,13 @@ func newModelSynthCmd() *cobra.Command {
 			if out == "" {
 				return exitCode(1, fmt.Errorf("--out FILE is required: where to write the model"))
 			}
-			res, err := gguf.SynthFile(cmd.Context(), out, preset, seed)
+			// On Ctrl-C, stop writing and remove the partial temporary file.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, err := gguf.SynthFile(ctx, out, preset, seed)
+			if errors.Is(err, context.Canceled) {
+				return exitCode(1, fmt.Errorf("interrupted: %s was not written", out))
+			}
 			if err != nil {
 				return exitCode(1, err)
 			}
