@@ -89,6 +89,7 @@ var HealthTimeout = 60 * time.Second
 // InstallHive copies the binary to the node (sha256-verified, atomic rename),
 // writes the token file (0600, kept across upgrades), stops a hive that runs
 // from the install dir, starts the new one detached and waits for /v1/health.
+// It needs five remote commands, so a slow link costs little.
 func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledHive, error) {
 	bin := n.Binary
 	if bin == "" {
@@ -103,20 +104,14 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}
-	if _, err := t.Run(ctx, []string{"mkdir", "-p", "--", n.InstallDir, path.Join(n.InstallDir, "bin"), n.dataDir()}, nil); err != nil {
-		return InstalledHive{}, fmt.Errorf("create install dir %s on %s: %w (check that user %q may write there, or change install_dir)", n.InstallDir, n.where(), err, n.SSH.User)
+	token, err := prepare(ctx, t, n)
+	if err != nil {
+		return InstalledHive{}, err
 	}
 	if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
 		return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
 	}
-	token, err := ensureToken(ctx, t, n)
-	if err != nil {
-		return InstalledHive{}, err
-	}
-	if err := stopHive(ctx, t, n); err != nil {
-		return InstalledHive{}, err
-	}
-	mode, err := startHive(ctx, t, n)
+	mode, err := restartHive(ctx, t, n)
 	if err != nil {
 		return InstalledHive{}, err
 	}
@@ -127,54 +122,68 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	return InstalledHive{URL: n.HiveURL(), Token: token, Version: h.Version, BinarySHA256: sum, Mode: mode}, nil
 }
 
-// ensureToken keeps the node's token if it has one, or writes a new one with mode 0600.
-func ensureToken(ctx context.Context, t transport.Transport, n Node) (string, error) {
-	out, err := t.Run(ctx, []string{"sh", "-c", `[ -f "$1" ] && cat "$1" || true`, "sh", n.tokenPath()}, nil)
-	if err != nil {
-		return "", fmt.Errorf("read the hive token on %s: %w", n.where(), err)
-	}
-	if tok := strings.TrimSpace(string(out)); tok != "" {
-		// Make sure the mode is right even if someone changed it.
-		if _, err := t.Run(ctx, []string{"chmod", "600", "--", n.tokenPath()}, nil); err != nil {
-			return "", fmt.Errorf("chmod the hive token on %s: %w", n.where(), err)
-		}
-		return tok, nil
-	}
+// prepareScript creates the install dir ($1, with bin/ and data/) and the
+// token file $2: an existing token is kept (its mode fixed to 0600), else
+// the one on stdin is written. It prints the token in use.
+const prepareScript = `set -e
+mkdir -p -- "$1" "$1/bin" "$1/data"
+if [ -s "$2" ]; then
+  chmod 600 "$2"
+else
+  umask 077
+  cat > "$2.tmp"
+  chmod 600 "$2.tmp"
+  mv -f "$2.tmp" "$2"
+fi
+cat "$2"`
+
+// prepare creates the install dir and returns the hive token.
+func prepare(ctx context.Context, t transport.Transport, n Node) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	tok := hex.EncodeToString(b)
-	script := `umask 077; cat > "$1.tmp" && chmod 600 "$1.tmp" && mv -f "$1.tmp" "$1"`
-	if _, err := t.Run(ctx, []string{"sh", "-c", script, "sh", n.tokenPath()}, strings.NewReader(tok+"\n")); err != nil {
-		return "", fmt.Errorf("write the hive token on %s: %w", n.where(), err)
+	fresh := hex.EncodeToString(b)
+	out, err := t.Run(ctx, []string{"sh", "-c", prepareScript, "sh", n.InstallDir, n.tokenPath()}, strings.NewReader(fresh+"\n"))
+	if err != nil {
+		user := n.SSH.User
+		if n.Local {
+			user = "this user"
+		}
+		return "", fmt.Errorf("prepare install dir %s on %s: %w (check that %s may write there, or change install_dir)", n.InstallDir, n.where(), err, user)
+	}
+	tok := strings.TrimSpace(string(out))
+	if tok == "" {
+		return "", fmt.Errorf("the hive token file %s on %s is empty", n.tokenPath(), n.where())
 	}
 	return tok, nil
 }
 
-// stopScript stops the hive whose pid is in $1 if that process still runs
-// $2 (possibly replaced on disk since): SIGTERM, then SIGKILL after 35 s
-// (a hive takes up to 30 s to stop its workers).
-const stopScript = `pidfile=$1 bin=$2
-[ -f "$pidfile" ] || exit 0
-pid=$(cat "$pidfile")
-case "$pid" in ''|*[!0-9]*) rm -f "$pidfile"; exit 0;; esac
-if [ -e /proc/$pid/exe ]; then
-  exe=$(readlink /proc/$pid/exe 2>/dev/null || true)
-  case "$exe" in "$bin"|"$bin (deleted)") ;; *) rm -f "$pidfile"; exit 0;; esac
+// stopScript stops the node's hive. $1 pid file, $2 hive binary, $3 bin dir,
+// $4 systemd unit file, $5 unit name. A hive started detached is stopped
+// only if its pid still runs $2 (possibly replaced on disk since): SIGTERM,
+// then SIGKILL after 35 s (a hive takes up to 30 s to stop its workers).
+// Then every process still running a program from the bin dir is ended:
+// workers a crashed or killed hive left behind (Linux /proc).
+const stopScript = `pidfile=$1 bin=$2 bindir=$3 unit=$4 name=$5
+if [ -f "$unit" ] && command -v systemctl >/dev/null 2>&1; then systemctl stop "$name" || true; fi
+if [ -f "$pidfile" ]; then
+  pid=$(cat "$pidfile")
+  case "$pid" in ''|*[!0-9]*) pid= ;; esac
+  if [ -n "$pid" ] && [ -e /proc/$pid/exe ]; then
+    exe=$(readlink /proc/$pid/exe 2>/dev/null || true)
+    case "$exe" in "$bin"|"$bin (deleted)") ;; *) pid= ;; esac
+  fi
+  if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
+    i=0
+    while kill -0 "$pid" 2>/dev/null; do
+      i=$((i+1))
+      if [ $i -ge 350 ]; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; break; fi
+      sleep 0.1
+    done
+  fi
+  rm -f "$pidfile"
 fi
-kill -TERM "$pid" 2>/dev/null || { rm -f "$pidfile"; exit 0; }
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-  i=$((i+1))
-  if [ $i -ge 350 ]; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; break; fi
-  sleep 0.1
-done
-rm -f "$pidfile"`
-
-// reapScript ends every process that still runs a program from the bin dir
-// $1: workers a crashed or killed hive left behind (Linux /proc).
-const reapScript = `bindir=$1
 [ -d /proc/self ] || exit 0
 list() {
   for p in /proc/[0-9]*; do
@@ -191,19 +200,18 @@ pids=$(list)
 [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 exit 0`
 
-// stopHive stops the node's hive (systemd unit or detached process); a hive
-// that does not run is not an error.
+func (n Node) unitPath() string { return "/etc/systemd/system/" + n.unitName() }
+
+func (n Node) stopArgs() []string {
+	return []string{n.pidPath(), n.binPath(), path.Join(n.InstallDir, "bin"), n.unitPath(), n.unitName()}
+}
+
+// stopHive stops the node's hive (systemd unit or detached process) and any
+// worker it left behind; a hive that does not run is not an error.
 func stopHive(ctx context.Context, t transport.Transport, n Node) error {
-	unit := "/etc/systemd/system/" + n.unitName()
-	script := `[ -f "$1" ] && command -v systemctl >/dev/null 2>&1 && systemctl stop "$2" || true`
-	if _, err := t.Run(ctx, []string{"sh", "-c", script, "sh", unit, n.unitName()}, nil); err != nil {
-		return fmt.Errorf("stop the hive unit on %s: %w", n.where(), err)
-	}
-	if _, err := t.Run(ctx, []string{"sh", "-c", stopScript, "sh", n.pidPath(), n.binPath()}, nil); err != nil {
+	argv := append([]string{"sh", "-c", stopScript, "sh"}, n.stopArgs()...)
+	if _, err := t.Run(ctx, argv, nil); err != nil {
 		return fmt.Errorf("stop the hive on %s: %w", n.where(), err)
-	}
-	if _, err := t.Run(ctx, []string{"sh", "-c", reapScript, "sh", path.Join(n.InstallDir, "bin")}, nil); err != nil {
-		return fmt.Errorf("stop leftover workers on %s: %w", n.where(), err)
 	}
 	return nil
 }
@@ -229,29 +237,47 @@ func envPairs(env map[string]string) []string {
 	return pairs
 }
 
-// startScript runs "$@" detached with output to $2 and records its pid in $1.
-const startScript = `pidfile=$1 log=$2
-shift 2
+// startScript follows stopScript (same first five arguments): $6 is the
+// wanted mode (setsid or systemd), $7 the log file, "$@" after them the
+// hive's command line (setsid env K=V ... rbee hive ...). In systemd mode on
+// a node that runs systemd the unit file comes on stdin. It prints the mode
+// used.
+const startScript = `mode=$6 log=$7 pidfile=$1 unit=$4 name=$5
+shift 7
+if [ "$mode" = systemd ] && [ -d /run/systemd/system ]; then
+  cat > "$unit.tmp" && mv -f "$unit.tmp" "$unit"
+  systemctl daemon-reload && systemctl enable "$name" >/dev/null 2>&1 && systemctl restart "$name"
+  echo systemd
+  exit
+fi
 cd /
 "$@" >>"$log" 2>&1 </dev/null &
-echo $! >"$pidfile"`
+echo $! >"$pidfile"
+echo setsid`
 
-// startHive starts the hive as a systemd unit (install_mode = "systemd" on a
-// node running systemd) or as a detached process in its own session.
-func startHive(ctx context.Context, t transport.Transport, n Node) (string, error) {
-	if n.InstallMode == config.InstallSystemd {
-		if _, err := t.Run(ctx, []string{"test", "-d", "/run/systemd/system"}, nil); err == nil {
-			return config.InstallSystemd, startUnit(ctx, t, n)
-		}
-		slog.Warn("install_mode is systemd but the node does not run systemd; starting the hive as a detached process", "node", n.Name)
+// restartHive stops a running hive and starts the new one, in one remote
+// command: a systemd unit when install_mode = "systemd" and the node runs
+// systemd, else a detached process in its own session (setsid).
+func restartHive(ctx context.Context, t transport.Transport, n Node) (string, error) {
+	// stopScript ends with exit statements on its early paths: run it in a subshell.
+	script := "( " + stopScript + " )\n" + startScript
+	argv := append([]string{"sh", "-c", script, "sh"}, n.stopArgs()...)
+	mode := n.InstallMode
+	if mode == "" {
+		mode = config.InstallSetsid
 	}
-	argv := []string{"sh", "-c", startScript, "sh", n.pidPath(), n.logPath(), "setsid", "env"}
+	argv = append(argv, mode, n.logPath(), "setsid", "env")
 	argv = append(argv, envPairs(n.Env)...)
 	argv = append(argv, hiveArgv(n)...)
-	if _, err := t.Run(ctx, argv, nil); err != nil {
+	out, err := t.Run(ctx, argv, strings.NewReader(unitFile(n)))
+	if err != nil {
 		return "", fmt.Errorf("start the hive on %s: %w", n.where(), err)
 	}
-	return config.InstallSetsid, nil
+	used := strings.TrimSpace(string(out))
+	if mode == config.InstallSystemd && used != config.InstallSystemd {
+		slog.Warn("install_mode is systemd but the node does not run systemd; the hive was started as a detached process", "node", n.Name)
+	}
+	return used, nil
 }
 
 // systemdQuote quotes one word for a unit file's ExecStart or Environment.
@@ -260,7 +286,8 @@ func systemdQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-func startUnit(ctx context.Context, t transport.Transport, n Node) error {
+// unitFile is the systemd unit of the node's hive.
+func unitFile(n Node) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[Unit]\nDescription=rbee hive %s\nAfter=network-online.target\n\n[Service]\n", n.Name)
 	for _, kv := range envPairs(n.Env) {
@@ -271,12 +298,7 @@ func startUnit(ctx context.Context, t transport.Transport, n Node) error {
 		q = append(q, systemdQuote(a))
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\nRestart=on-failure\nKillMode=mixed\nTimeoutStopSec=35\n\n[Install]\nWantedBy=multi-user.target\n", strings.Join(q, " "))
-	unit := "/etc/systemd/system/" + n.unitName()
-	script := `cat > "$1.tmp" && mv -f "$1.tmp" "$1" && systemctl daemon-reload && systemctl enable "$2" && systemctl restart "$2"`
-	if _, err := t.Run(ctx, []string{"sh", "-c", script, "sh", unit, n.unitName()}, strings.NewReader(b.String())); err != nil {
-		return fmt.Errorf("install the systemd unit %s on %s: %w", n.unitName(), n.where(), err)
-	}
-	return nil
+	return b.String()
 }
 
 // waitHealthy polls /v1/health until the hive answers; on timeout the error
@@ -285,6 +307,7 @@ func waitHealthy(ctx context.Context, t transport.Transport, n Node, token strin
 	c := hiveapi.NewClient(n.HiveURL(), token)
 	deadline := time.Now().Add(HealthTimeout)
 	var last error
+	nextCheck := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		h, err := c.Health(hctx)
@@ -297,11 +320,16 @@ func waitHealthy(ctx context.Context, t transport.Transport, n Node, token strin
 			return hiveapi.Health{}, ctx.Err()
 		}
 		// A hive that already exited will not come up: stop waiting.
+		if time.Now().Before(nextCheck) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		nextCheck = time.Now().Add(2 * time.Second)
 		if out, err := t.Run(ctx, []string{"sh", "-c", `[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && echo up || echo down`, "sh", n.pidPath()}, nil); err == nil && strings.TrimSpace(string(out)) == "down" && n.InstallMode != config.InstallSystemd {
 			last = errors.New("the hive process exited")
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	logTail, _ := t.Run(ctx, []string{"tail", "-n", "15", "--", n.logPath()}, nil)
 	return hiveapi.Health{}, fmt.Errorf("hive on %s did not answer on %s/v1/health: %v\nlast lines of %s:\n%s",
@@ -316,26 +344,30 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
-// UninstallHive stops the hive and removes what apply put in the install
-// dir, then the dir itself if nothing else is left in it.
+// uninstallScript follows stopScript (same five arguments), then removes
+// the systemd unit ($4) if any and what apply put in the install dir ($6),
+// and the dir itself when nothing else is left in it.
+const uninstallScript = `unit=$4 name=$5 dir=$6
+if [ -f "$unit" ]; then
+  systemctl disable "$name" >/dev/null 2>&1 || true
+  rm -f "$unit"
+  systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+rm -rf -- "$dir/bin" "$dir/data" "$dir/hive.token" "$dir/hive.pid" "$dir/hive.log"
+rmdir -- "$dir" 2>/dev/null || echo "kept $dir: it holds files rbee did not put there"`
+
+// UninstallHive stops the hive and its workers, removes what apply put in
+// the install dir, then the dir itself if nothing else is left in it.
 func UninstallHive(ctx context.Context, t transport.Transport, n Node) error {
-	if err := stopHive(ctx, t, n); err != nil {
-		return err
+	script := "( " + stopScript + " )\n" + uninstallScript
+	argv := append([]string{"sh", "-c", script, "sh"}, n.stopArgs()...)
+	argv = append(argv, n.InstallDir)
+	out, err := t.Run(ctx, argv, nil)
+	if err != nil {
+		return fmt.Errorf("uninstall the hive from %s on %s: %w", n.InstallDir, n.where(), err)
 	}
-	unit := "/etc/systemd/system/" + n.unitName()
-	script := `[ -f "$1" ] || exit 0
-systemctl disable "$2" >/dev/null 2>&1 || true
-rm -f "$1"
-systemctl daemon-reload || true`
-	if _, err := t.Run(ctx, []string{"sh", "-c", script, "sh", unit, n.unitName()}, nil); err != nil {
-		return fmt.Errorf("remove the systemd unit on %s: %w", n.where(), err)
-	}
-	argv := []string{"rm", "-rf", "--", path.Join(n.InstallDir, "bin"), n.dataDir(), n.tokenPath(), n.pidPath(), n.logPath()}
-	if _, err := t.Run(ctx, argv, nil); err != nil {
-		return fmt.Errorf("remove the hive files from %s on %s: %w", n.InstallDir, n.where(), err)
-	}
-	if _, err := t.Run(ctx, []string{"rmdir", "--", n.InstallDir}, nil); err != nil {
-		slog.Warn("install dir not removed: it holds files rbee did not put there", "node", n.Name, "dir", n.InstallDir, "err", err)
+	if msg := strings.TrimSpace(string(out)); msg != "" {
+		slog.Warn("install dir not removed", "node", n.Name, "detail", msg)
 	}
 	return nil
 }

@@ -141,6 +141,8 @@ Subsystem sftp internal-sftp
 	s.cmd = exec.Command(Binary, "-D", "-e", "-f", config)
 	s.cmd.Stdout, s.cmd.Stderr = s.Log, s.Log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Session processes (their own sessions) may keep the output pipe open.
+	s.cmd.WaitDelay = time.Second
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sshd: %w", err)
 	}
