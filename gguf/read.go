@@ -54,9 +54,9 @@ func ReadFile(path string) (*File, error) {
 	return f, nil
 }
 
-// Read parses a GGUF header (metadata and tensor descriptions) from r. It
-// reads no further than the start of the tensor data. Malformed input gives
-// an error, never a panic.
+// Read parses a GGUF header (metadata and tensor descriptions) from r; it
+// buffers reads, so r may be consumed somewhat past the header. Tensor data is
+// not read. Malformed input gives an error, never a panic.
 func Read(r io.Reader) (*File, error) {
 	d := &decoder{r: bufio.NewReaderSize(r, 1<<16)}
 	f, err := d.file()
