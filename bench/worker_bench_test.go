@@ -32,7 +32,6 @@ const (
 	benchCtx      = 512
 	singleTokens  = 48
 	batchedTokens = 32
-	rounds        = 3
 	benchPrompt   = "Once upon a time, in a small village at the edge of a great forest, there lived"
 )
 
@@ -45,8 +44,8 @@ const (
 //  3. single-stream decode tokens/s × model bytes ÷ memory read bandwidth
 //     measured here (the fraction of the memory roofline reached).
 //
-// Every figure is the best of a few interleaved rounds, to resist noise
-// from other processes.
+// Every figure is the best of a few interleaved rounds (3, or
+// $RBEE_BENCH_ROUNDS), to resist noise from other processes.
 func BenchmarkWorker(b *testing.B) {
 	bin := os.Getenv("RBEE_BIN")
 	if bin == "" {
@@ -56,6 +55,10 @@ func BenchmarkWorker(b *testing.B) {
 	threads := cpu.PhysicalCores()
 	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
 
+	rounds := 3
+	if n, err := strconv.Atoi(os.Getenv("RBEE_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	for range b.N {
 		bw := memoryBandwidth(threads)
 		b.Logf("memory read bandwidth: %.1f GB/s", bw/1e9)

@@ -244,3 +244,30 @@ func TestLoadCloseRepeatedly(t *testing.T) {
 		t.Fatalf("start on a closed engine: %v, want ErrClosed", err)
 	}
 }
+
+func TestLateRequestJoinsRunningBatch(t *testing.T) {
+	e := load(t, Options{Slots: 2, CtxSize: 8192})
+	prompt, _ := e.Tokenize("a long one", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	long, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 8000, Sampling: greedy(), IgnoreEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		<-long.C
+	}
+	st, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 5, Sampling: greedy(), IgnoreEOS: true}, nil)
+	if err != nil || st.Tokens != 5 {
+		t.Fatalf("late request: %+v, %v", st, err)
+	}
+	if _, free := e.Slots(); free != 1 {
+		t.Fatalf("the long request should still run; %d slots free", free)
+	}
+	cancel()
+	for range long.C {
+	}
+	if long.Stats().StopReason != StopCancelled || long.Stats().Tokens >= 8000 {
+		t.Fatalf("long request: %+v", long.Stats())
+	}
+}

@@ -116,22 +116,29 @@ func aliases(feature string) []string {
 	return []string{feature}
 }
 
+// MissingOnHost lists the features BuildLevel needs that this host lacks
+// (nil when the level is unknown or nothing is missing).
+func MissingOnHost() ([]string, error) {
+	req := Required(BuildLevel)
+	if req == nil || runtime.GOARCH != "amd64" {
+		return nil, nil
+	}
+	have, err := HostFeatures()
+	if err != nil || have == nil {
+		return nil, err
+	}
+	return Missing(req, have), nil
+}
+
 // Check reports, as an error naming every missing feature, whether this host
 // can run code built for BuildLevel. An unknown level or a host without
 // /proc/cpuinfo passes.
 func Check() error {
-	if runtime.GOARCH != "amd64" {
-		return nil
-	}
-	req := Required(BuildLevel)
-	if req == nil {
-		return nil
-	}
-	have, err := HostFeatures()
-	if err != nil || have == nil {
+	missing, err := MissingOnHost()
+	if err != nil {
 		return err
 	}
-	if missing := Missing(req, have); len(missing) > 0 {
+	if len(missing) > 0 {
 		return fmt.Errorf("this CPU lacks %s, which this rbee binary (built for %s) needs: rebuild with RBEE_MARCH set to a lower level (e.g. RBEE_MARCH=x86-64-v2 just build) or run on a newer CPU",
 			strings.Join(missing, ", "), BuildLevel)
 	}
