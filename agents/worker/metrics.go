@@ -43,19 +43,17 @@ func newMetrics(s *Server) *metrics {
 			Name: "rbee_worker_tokens_per_second", Help: "Decode rate of the last finished request, in tokens per second.",
 		}),
 	}
-	slots := func(free bool) func() float64 {
-		return func() float64 {
-			r := s.readiness()
-			if free {
-				return float64(r.SlotsFree)
-			}
-			return float64(r.SlotsTotal - r.SlotsFree)
+	busySlots := func() float64 {
+		r := s.readiness()
+		if !r.Ready {
+			return 0
 		}
+		return float64(r.SlotsTotal - r.SlotsFree)
 	}
 	m.reg.MustRegister(m.requests, m.promptTokens, m.genTokens, m.decodeSecs, m.promptSecs, m.lastRate,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rbee_worker_slots_total", Help: "Slots (parallel sequences) of the worker."},
 			func() float64 { return float64(s.cfg.Slots) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rbee_worker_slots_busy", Help: "Slots holding a sequence; 0 while loading."}, slots(false)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rbee_worker_slots_busy", Help: "Slots holding a sequence; 0 while loading."}, busySlots),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rbee_worker_ready", Help: "1 once the model is loaded and the worker accepts requests."},
 			func() float64 {
 				if s.readiness().Ready {
