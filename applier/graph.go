@@ -58,7 +58,6 @@ func runGraph(stop context.Context, steps []step, parallelism int, done func(out
 	var (
 		results  = map[string]outcome{}
 		finished = make(chan outcome)
-		sem      = make(chan struct{}, parallelism)
 		running  int
 		ready    []string
 	)
@@ -87,17 +86,12 @@ func runGraph(stop context.Context, steps []step, parallelism int, done func(out
 	}
 
 	for len(results) < len(steps) {
-		for len(ready) > 0 && stop.Err() == nil {
+		// Start ready steps in order while there is room.
+		for len(ready) > 0 && running < parallelism && stop.Err() == nil {
 			id := ready[0]
 			ready = ready[1:]
 			running++
 			go func(s *step) {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if stop.Err() != nil {
-					finished <- outcome{id: s.id, skipped: "skipped: interrupted"}
-					return
-				}
 				start := time.Now()
 				err := s.run(work)
 				o := outcome{id: s.id, err: err, duration: time.Since(start)}

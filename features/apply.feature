@@ -8,7 +8,8 @@ Feature: apply makes two SSH machines match the file
     Given an SSH host "n1" on 127.0.0.2
     And an SSH host "n2" on 127.0.0.3
     And the environment variable "RBEE_KNOWN_HOSTS" is "${KNOWN_HOSTS}"
-    And a file "nodes.hcl" with:
+    And the environment variable "RBEE_CONFIG" is "${DIR}/fleet"
+    And a file "fleet/nodes.hcl" with:
       """
       node "n1" {
         host        = "${N1_HOST}"
@@ -30,7 +31,7 @@ Feature: apply makes two SSH machines match the file
         source = "synth:tiny"
       }
       """
-    And a file "pools.hcl" with:
+    And a file "fleet/pools.hcl" with:
       """
       pool "chat" {
         model    = "tiny"
@@ -57,7 +58,7 @@ Feature: apply makes two SSH machines match the file
   Scenario: add a replica, then remove the pool
     When I run "rbee apply -auto-approve"
     Then the command succeeds
-    Given a file "pools.hcl" with:
+    Given a file "fleet/pools.hcl" with:
       """
       pool "chat" {
         model    = "tiny"
@@ -75,7 +76,7 @@ Feature: apply makes two SSH machines match the file
     And stdout contains "2 added, 0 changed, 0 destroyed."
     And the hive on "n1" runs 2 ready workers of pool "chat"
     And the hive on "n2" runs 2 ready workers of pool "chat"
-    Given a file "pools.hcl" with:
+    Given a file "fleet/pools.hcl" with:
       """
       """
     When I run "rbee apply -auto-approve"
@@ -95,14 +96,14 @@ Feature: apply makes two SSH machines match the file
 
   Scenario: a key the node does not accept
     Given an SSH key that no host accepts
-    And a file "pools.hcl" with:
+    And a file "fleet/pools.hcl" with:
       """
       pool "chat" {
         model = "tiny"
         nodes = ["n1"]
       }
       """
-    And a file "nodes.hcl" with:
+    And a file "fleet/nodes.hcl" with:
       """
       node "n1" {
         host        = "${N1_HOST}"
@@ -159,3 +160,15 @@ Feature: apply makes two SSH machines match the file
     When I run "rbee apply first.plan"
     Then the exit code is 1
     And stderr contains "stale"
+
+  Scenario: Ctrl-C lets the change in flight finish, records it and releases the lock
+    When I start "rbee apply -auto-approve -parallelism 1" in the background as "apply"
+    And "apply" prints "node.n1: Creating..."
+    And I send SIGINT to "apply"
+    Then "apply" exits with code 130
+    And the output of "apply" contains "node.n1: Creation complete"
+    And the output of "apply" contains "node.n2: skipped: interrupted"
+    When I run "rbee plan -lock-timeout 0s"
+    Then the command succeeds
+    And stdout contains "+ node.n2"
+    And stdout does not contain "+ node.n1"

@@ -88,6 +88,28 @@ func registerApplySteps(sc *godog.ScenarioContext, w *world) {
 			return nil
 		})
 	})
+	sc.Step(`^"([^"]*)" prints "((?:[^"\\]|\\.)*)"$`, func(name, want string) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		want = w.expand(unquote(want))
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(p.out.String(), want) {
+			select {
+			case <-p.done:
+				if strings.Contains(p.out.String(), want) {
+					return nil
+				}
+				return fmt.Errorf("%s ended without printing %q:\n%s", name, want, tail(p.out.String(), 20))
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s has not printed %q:\n%s", name, want, tail(p.out.String(), 20))
+			}
+		}
+		return nil
+	})
 	sc.Step(`^the hive on "([^"]*)" answers$`, func(name string) error {
 		c, err := w.hiveOf(name)
 		if err != nil {
