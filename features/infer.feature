@@ -49,12 +49,26 @@ Feature: rbee infer streams tokens from a ready worker
   Scenario: Ctrl-C cancels the job and frees the slot
     When I run "rbee apply -auto-approve"
     Then the command succeeds
-    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 8000 --ignore-eos --json" in the background as "long"
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 30000 --ignore-eos --json" in the background as "long"
     And "long" has streamed a token
     And I send SIGINT to "long"
     Then "long" exits with code 130
     And the output of "long" contains "interrupted; job infer-"
     And the worker "chat-0" has all its slots free
+
+  Scenario: a busy worker is retried with backoff, then the command gives up
+    Given a local fleet file with pool "chat" serving model "tiny" with 1 slot
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 30000 --ignore-eos --json" in the background as "long"
+    And "long" has streamed a token
+    And I run "rbee infer --model tiny --prompt hi --max-tokens 4"
+    Then the exit code is 1
+    And stderr contains "rbee: every worker of model \"tiny\" is busy; trying again in 1s"
+    And stderr contains "rbee: every worker of model \"tiny\" is busy; trying again in 4s"
+    And stderr contains "stayed busy (worker.chat[local/0]) after retrying for 7s"
+    When I send SIGINT to "long"
+    Then "long" exits with code 130
 
   Scenario: --ephemeral runs on a temporary worker and stops it
     Given a local fleet file with pool "chat" serving model "tiny" with 0 replicas
@@ -66,6 +80,7 @@ Feature: rbee infer streams tokens from a ready worker
     When I run "rbee infer --model tiny --prompt hi --max-tokens 4 --ignore-eos --ephemeral --json"
     Then the command succeeds
     And stdout contains "\"ephemeral\":true"
+    And stderr contains "rbee: stopped the ephemeral worker on node local"
     And the hive runs no worker
 
   Scenario: a worker stopped by its idle timeout is started again on demand
@@ -75,7 +90,7 @@ Feature: rbee infer streams tokens from a ready worker
     And the hive reports worker "chat-0" as "stopped"
     When I run "rbee infer --model tiny --prompt hi --max-tokens 4 --ignore-eos"
     Then the command succeeds
-    And stderr contains "starting a worker stopped after its idle timeout"
+    And stderr contains "rbee: starting worker.chat[local/0] again (the hive stopped it after its idle timeout)"
     And stderr contains "decode 4 tokens"
 
   Scenario: the demo script runs twice; the second apply changes nothing

@@ -39,8 +39,8 @@ pool "%s" {
   model    = "%s"
   nodes    = ["local"]
   replicas = %d
-  slots    = 2
-  ctx_size = 8192
+  slots    = %d
+  ctx_size = 32768
 %s}
 `
 
@@ -79,7 +79,7 @@ func (w *world) liveWorker(id string) (hiveapi.WorkerStatus, *hiveapi.Client, er
 }
 
 func registerInferSteps(sc *godog.ScenarioContext, w *world) {
-	fleetFile := func(pool, model string, replicas int, extra string) error {
+	fleetFile := func(pool, model string, replicas, slots int, extra string) error {
 		if w.vars["HIVE_PORT"] == "" {
 			port, err := testsshd.FreePort("127.0.0.1")
 			if err != nil {
@@ -97,17 +97,20 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			})
 		}
 		port, _ := strconv.Atoi(w.vars["HIVE_PORT"])
-		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas, extra)
+		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas, slots, extra)
 		return os.WriteFile(filepath.Join(w.dir, "rbee.hcl"), []byte(body), 0o644)
 	}
 	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)"$`, func(pool, model string) error {
-		return fleetFile(pool, model, 1, "")
+		return fleetFile(pool, model, 1, 2, "")
+	})
+	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with 1 slot$`, func(pool, model string) error {
+		return fleetFile(pool, model, 1, 1, "")
 	})
 	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with idle timeout "([^"]*)"$`, func(pool, model, idle string) error {
-		return fleetFile(pool, model, 1, fmt.Sprintf("  idle_timeout = %q\n", idle))
+		return fleetFile(pool, model, 1, 2, fmt.Sprintf("  idle_timeout = %q\n", idle))
 	})
 	sc.Step(`^a local fleet file with pool "([^"]*)" serving model "([^"]*)" with (\d+) replicas$`, func(pool, model string, n int) error {
-		return fleetFile(pool, model, n, "")
+		return fleetFile(pool, model, n, 2, "")
 	})
 
 	sc.Step(`^I note the pid of worker "([^"]*)" as "([^"]*)"$`, func(id, name string) error {

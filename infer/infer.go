@@ -163,7 +163,7 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 			}
 			if isBusy(err) {
 				busy = append(busy, c.worker.Name())
-				r.log().Info("worker busy, trying another", "worker", c.worker.Name())
+				r.log().Info(c.worker.Name() + " is busy; trying another worker")
 				continue
 			}
 			return out, err
@@ -171,7 +171,7 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 		if round >= len(backoff) {
 			return out, &BusyError{Model: req.Model, Workers: busy, Waited: sum(backoff)}
 		}
-		r.log().Info("every worker of the model is busy; waiting", "model", req.Model, "wait", backoff[round])
+		r.log().Info(fmt.Sprintf("every worker of model %q is busy; trying again in %s", req.Model, backoff[round]))
 		select {
 		case <-ctx.Done():
 			return out, context.Cause(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,5 +221,24 @@ func TestRunNoWorkerHints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNoteHandler(t *testing.T) {
+	tests := []struct {
+		log  func(l *slog.Logger)
+		want string
+	}{
+		{func(l *slog.Logger) { l.Info("plain") }, "rbee: plain\n"},
+		{func(l *slog.Logger) { l.Info("with", "worker", "chat-0", "n", 2) }, "rbee: with (worker=chat-0, n=2)\n"},
+		{func(l *slog.Logger) { l.With("node", "gpu1").Warn("bound") }, "rbee: bound (node=gpu1)\n"},
+		{func(l *slog.Logger) { l.Debug("hidden") }, ""},
+	}
+	for _, tc := range tests {
+		var b strings.Builder
+		tc.log(slog.New(NoteHandler(&b, slog.LevelInfo)))
+		if b.String() != tc.want {
+			t.Errorf("got %q, want %q", b.String(), tc.want)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func (r *Router) wake(ctx context.Context, snap *state.Snapshot, req Request, ca
 			}
 			ws := live[i]
 			if ws.State == hiveapi.StateStopped {
-				r.log().Info("starting a worker stopped after its idle timeout", "worker", c.worker.Name())
+				r.log().Info("starting " + c.worker.Name() + " again (the hive stopped it after its idle timeout)")
 				st, err := hc.PutWorker(ctx, ws.ID, ws.Config, true)
 				if err != nil {
 					out = append(out, fmt.Sprintf("%s: starting it again failed: %v", c.worker.Name(), err))
@@ -193,7 +193,7 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 		}
 	}
 	id := "infer-" + randomHex(4)
-	r.log().Info("starting an ephemeral worker", "node", n.Name, "worker", id, "model", req.Model)
+	r.log().Info(fmt.Sprintf("starting an ephemeral worker for %s on node %s", req.Model, n.Name), "worker", id)
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
@@ -201,7 +201,7 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 			r.log().Warn("could not stop the ephemeral worker", "node", n.Name, "worker", id, "err", err)
 			return
 		}
-		r.log().Info("stopped the ephemeral worker", "node", n.Name, "worker", id)
+		r.log().Info("stopped the ephemeral worker on node "+n.Name, "worker", id)
 	}
 	st, err := hc.PutWorker(ctx, id, cfg, true)
 	if err != nil {

@@ -143,12 +143,7 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.D
 		State:   st,
 		Token:   tokens.Get,
 		Catalog: func() (infer.Catalog, error) { return catalog(cmd) },
-		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}})),
+		Log:     slog.New(infer.NoteHandler(stderr, slog.LevelInfo)),
 	}
 	res, err := router.Run(ctx, req, out.Sink())
 	switch {
@@ -161,6 +156,8 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.D
 		return fail(130, stopped("interrupted", res))
 	case errors.Is(err, errTerminated):
 		return fail(143, stopped("terminated", res))
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(1, fmt.Errorf("gave up after --timeout %s: %w", timeout, err))
 	}
 	return fail(1, err)
 }
