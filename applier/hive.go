@@ -104,12 +104,14 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}
-	token, err := prepare(ctx, t, n)
+	token, installed, err := prepare(ctx, t, n)
 	if err != nil {
 		return InstalledHive{}, err
 	}
-	if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
-		return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
+	if installed != sum {
+		if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
+			return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
+		}
 	}
 	mode, err := restartHive(ctx, t, n)
 	if err != nil {
@@ -124,7 +126,8 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 
 // prepareScript creates the install dir ($1, with bin/ and data/) and the
 // token file $2: an existing token is kept (its mode fixed to 0600), else
-// the one on stdin is written. It prints the token in use.
+// the one on stdin is written. It prints the token in use, then
+// "binary <sha256>" of an installed hive binary.
 const prepareScript = `set -e
 mkdir -p -- "$1" "$1/bin" "$1/data"
 if [ -s "$2" ]; then
@@ -137,11 +140,12 @@ else
 fi
 cat "$2"`
 
-// prepare creates the install dir and returns the hive token.
-func prepare(ctx context.Context, t transport.Transport, n Node) (string, error) {
+// prepare creates the install dir and returns the hive token and the sha256
+// of the hive binary already installed ("" when none is).
+func prepare(ctx context.Context, t transport.Transport, n Node) (token, installed string, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return "", err
+		return "", "", err
 	}
 	fresh := hex.EncodeToString(b)
 	out, err := t.Run(ctx, []string{"sh", "-c", prepareScript, "sh", n.InstallDir, n.tokenPath()}, strings.NewReader(fresh+"\n"))
@@ -150,13 +154,17 @@ func prepare(ctx context.Context, t transport.Transport, n Node) (string, error)
 		if n.Local {
 			user = "this user"
 		}
-		return "", fmt.Errorf("prepare install dir %s on %s: %w (check that %s may write there, or change install_dir)", n.InstallDir, n.where(), err, user)
+		return "", "", fmt.Errorf("prepare install dir %s on %s: %w (check that %s may write there, or change install_dir)", n.InstallDir, n.where(), err, user)
 	}
-	tok := strings.TrimSpace(string(out))
-	if tok == "" {
-		return "", fmt.Errorf("the hive token file %s on %s is empty", n.tokenPath(), n.where())
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	token = strings.TrimSpace(lines[0])
+	if token == "" {
+		return "", "", fmt.Errorf("the hive token file %s on %s is empty", n.tokenPath(), n.where())
 	}
-	return tok, nil
+	if len(lines) > 1 {
+		installed, _ = strings.CutPrefix(strings.TrimSpace(lines[len(lines)-1]), "binary ")
+	}
+	return token, installed, nil
 }
 
 // stopScript stops the node's hive. $1 pid file, $2 hive binary, $3 bin dir,

@@ -330,29 +330,16 @@ func (s *SSH) Upload(ctx context.Context, localPath, remotePath string, mode fs.
 		return fmt.Errorf("upload %s: %w", localPath, err)
 	}
 	dir := path.Dir(remotePath)
-	if _, err := s.Run(ctx, []string{"mkdir", "-p", "--", dir}, nil); err != nil {
-		return fmt.Errorf("upload to %s: create %s: %w", s.cfg.Node, dir, err)
-	}
 	tmp := path.Join(dir, "."+path.Base(remotePath)+".tmp-"+randomHex())
-	f, err := os.Open(localPath)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", localPath, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	perm := fmt.Sprintf("%04o", mode.Perm())
-	if scpSafe.MatchString(tmp) {
-		client, cerr := scp.NewClientBySSH(s.client)
-		if cerr != nil {
-			return fmt.Errorf("upload to %s: %w", s.cfg.Node, cerr)
+	// Copy first and create the folder only if the copy says it is missing:
+	// every remote command costs a round trip and a shell start.
+	err = s.copyTo(ctx, localPath, tmp, perm)
+	if err != nil {
+		if _, merr := s.Run(ctx, []string{"mkdir", "-p", "--", dir}, nil); merr != nil {
+			return fmt.Errorf("upload to %s: create %s: %w (copy error: %v)", s.cfg.Node, dir, merr, err)
 		}
-		err = client.Copy(ctx, f, tmp, perm, fi.Size())
-	} else {
-		// A path with characters scp would mangle: stream through cat instead.
-		_, err = s.Run(ctx, []string{"sh", "-c", `cat > "$1"`, "sh", tmp}, f)
+		err = s.copyTo(ctx, localPath, tmp, perm)
 	}
 	if err != nil {
 		_, _ = s.Run(context.WithoutCancel(ctx), []string{"rm", "-f", "--", tmp}, nil)
@@ -362,6 +349,29 @@ func (s *SSH) Upload(ctx context.Context, localPath, remotePath string, mode fs.
 		return fmt.Errorf("upload %s to %s:%s: %w", localPath, s.cfg.Node, remotePath, err)
 	}
 	return nil
+}
+
+// copyTo copies a local file to remote path tmp with permissions perm.
+func (s *SSH) copyTo(ctx context.Context, localPath, tmp, perm string) error {
+	f, err := os.Open(localPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !scpSafe.MatchString(tmp) {
+		// A path with characters scp would mangle: stream through cat instead.
+		_, err = s.Run(ctx, []string{"sh", "-c", `cat > "$1"`, "sh", tmp}, f)
+		return err
+	}
+	client, err := scp.NewClientBySSH(s.client)
+	if err != nil {
+		return err
+	}
+	return client.Copy(ctx, f, tmp, perm, fi.Size())
 }
 
 // Close closes the SSH connection.

@@ -249,3 +249,30 @@ func TestSSHErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyScript checks the far-side check of Upload: a copy whose sha256
+// differs is removed and never renamed into place.
+func TestVerifyScript(t *testing.T) {
+	dir := t.TempDir()
+	tmp, dst := filepath.Join(dir, ".rbee.tmp"), filepath.Join(dir, "rbee")
+	os.WriteFile(tmp, []byte("corrupted"), 0o600)
+	good, _ := FileSHA256(tmp)
+	ctx := context.Background()
+	_, err := NewLocal().Run(ctx, []string{"sh", "-c", verifyScript, "sh", tmp, strings.Repeat("0", 64), dst, "0755"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "sha256 of the uploaded file") {
+		t.Fatalf("want a checksum error, got %v", err)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Error("the bad copy was left behind")
+	}
+	if _, err := os.Stat(dst); err == nil {
+		t.Error("the bad copy was renamed into place")
+	}
+	os.WriteFile(tmp, []byte("corrupted"), 0o600)
+	if _, err := NewLocal().Run(ctx, []string{"sh", "-c", verifyScript, "sh", tmp, good, dst, "0755"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("%v %v", fi, err)
+	}
+}
