@@ -129,6 +129,7 @@ func watchLatencies(b *testing.B, bin, dir, cfg string, write func(int), n int, 
 	if planOnly {
 		args = append(args, "--plan-only")
 	}
+	write(1)
 	daemon := exec.Command(bin, args...)
 	logPath := filepath.Join(dir, fmt.Sprintf("watch-plan-only-%v.log", planOnly))
 	logFile, err := os.Create(logPath)
