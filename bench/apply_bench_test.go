@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,15 +63,19 @@ func BenchmarkApplySSH(b *testing.B) {
 		// Warm-up: the first apply pays for cold caches (binary pages, sshd keys).
 		applyBenchRun(b, bin, env, one, "apply")
 		applyBenchRun(b, bin, env, one, "destroy")
-		var t1, t8 time.Duration
+		var t1, t8, c1, c8 time.Duration
 		const rounds = 2
 		for range rounds {
+			c := machineCPU()
 			t1 += applyBenchRun(b, bin, env, one, "apply")
+			c1 += machineCPU() - c
 			applyBenchRun(b, bin, env, one, "destroy")
+			c = machineCPU()
 			t8 += applyBenchRun(b, bin, env, all, "apply")
+			c8 += machineCPU() - c
 			applyBenchRun(b, bin, env, all, "destroy")
 		}
-		t1, t8 = t1/rounds, t8/rounds
+		t1, t8, c1, c8 = t1/rounds, t8/rounds, c1/rounds, c8/rounds
 		ratio := t8.Seconds() / t1.Seconds()
 		b.ReportMetric(t1.Seconds(), "s/apply-1-node")
 		b.ReportMetric(t8.Seconds(), "s/apply-8-nodes")
@@ -78,9 +84,30 @@ func BenchmarkApplySSH(b *testing.B) {
 		if ratio > 2 {
 			verdict = "MISSES"
 		}
-		b.Logf("apply over SSH, fresh nodes (hive + synth:tiny + 1 worker each): 1 node %.2fs, %d nodes %.2fs, ratio %.2f (goal ≤ 2: %s); load average %s",
-			t1.Seconds(), applyBenchNodes, t8.Seconds(), ratio, verdict, loadAverage())
+		b.Logf("apply over SSH, fresh nodes (hive + synth:tiny + 1 worker each): 1 node %.2fs, %d nodes %.2fs, ratio %.2f (goal ≤ 2: %s); "+
+			"CPU time of the whole machine during the apply (client, sshd, hives, workers, and anything else running): %.1fs vs %.1fs on %d cores; load average %s",
+			t1.Seconds(), applyBenchNodes, t8.Seconds(), ratio, verdict, c1.Seconds(), c8.Seconds(), runtime.NumCPU(), loadAverage())
 	}
+}
+
+// machineCPU is the busy CPU time of the whole machine so far (/proc/stat),
+// or 0 where that file does not exist.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
 
 type applyBenchHost struct {

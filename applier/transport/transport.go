@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 )
 
 // Transport executes commands and uploads files on one node.
@@ -74,6 +75,13 @@ func Join(argv []string) string {
 	return strings.Join(q, " ")
 }
 
+// sums remembers file checksums by path, size and modification time, so
+// installing one binary on many nodes hashes it once.
+var sums = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
 // FileSHA256 returns the hex sha256 of a local file.
 func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
@@ -81,9 +89,21 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	key := fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano())
+	sums.Lock()
+	defer sums.Unlock()
+	if s, ok := sums.m[key]; ok {
+		return s, nil
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	s := hex.EncodeToString(h.Sum(nil))
+	sums.m[key] = s
+	return s, nil
 }
