@@ -44,7 +44,7 @@ const (
 //  3. single-stream decode tokens/s × model bytes ÷ memory read bandwidth
 //     measured here (the fraction of the memory roofline reached).
 //
-// Every figure is the best of a few interleaved rounds (3, or
+// Every figure is the median of a few interleaved rounds (3, or
 // $RBEE_BENCH_ROUNDS), to resist noise from other processes.
 func BenchmarkWorker(b *testing.B) {
 	bin := os.Getenv("RBEE_BIN")
