@@ -55,11 +55,15 @@ func (e *NoWorkerError) Error() string {
 
 // UnknownModelError means neither the configuration nor the state knows the model.
 type UnknownModelError struct {
-	Model string
-	Known []string // every model the configuration or the state names
+	Model     string
+	Known     []string // every model the configuration or the state names
+	ConfigErr error    // why the configuration could not be read, if it could not
 }
 
 func (e *UnknownModelError) Error() string {
+	if len(e.Known) == 0 && e.ConfigErr != nil {
+		return fmt.Sprintf("unknown model %q: the state records no fleet and the configuration could not be read (%v); run `rbee apply` first, or point --config and --state at your fleet", e.Model, e.ConfigErr)
+	}
 	if len(e.Known) == 0 {
 		return fmt.Sprintf("unknown model %q: no model is configured; add a model block and a pool that uses it to rbee.hcl, then run `rbee apply`", e.Model)
 	}

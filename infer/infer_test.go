@@ -205,10 +205,17 @@ func TestRunNoWorkerHints(t *testing.T) {
 		{"nothing applied", "tiny", fleet(t, "tiny"), []string{"the state records no worker", `Pool "chat" serves it`}, false},
 		{"no pool", "lonely", fleet(t, "tiny"), []string{"No pool serves it", `model = "lonely"`, "rbee apply"}, false},
 		{"unknown", "nope", fleet(t, "tiny"), []string{`unknown model "nope"`, `"lonely", "tiny"`}, true},
+		{"no fleet, no file", "tiny", nil, []string{`unknown model "tiny"`, "rbee.hcl: no such file", "--config"}, true},
 	}
+	noConfig := func() (Catalog, error) { return Catalog{}, errors.New("rbee.hcl: no such file") }
+	empty := fleet(t, "tiny")
+	_ = empty.Delete(context.Background(), state.NodeAddr("local"))
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Router{State: tc.store, Catalog: cat, ProbeTimeout: time.Second}
+			if tc.store == nil {
+				r.State, r.Catalog = empty, noConfig
+			}
 			_, _, err := run(t, r, context.Background(), Request{Model: tc.model, Params: workerapi.InferenceRequest{Prompt: "hi"}})
 			var ue *UnknownModelError
 			var ne *NoWorkerError

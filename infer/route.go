@@ -223,12 +223,13 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 // noWorker explains why no worker could take the request, and what to apply.
 func (r *Router) noWorker(snap *state.Snapshot, req Request, cands []*candidate, notes []string) error {
 	var cat *Catalog
+	var catErr error
 	if r.Catalog != nil {
-		if c, err := r.Catalog(); err == nil {
+		c, err := r.Catalog()
+		if err == nil {
 			cat = &c
-		} else {
-			r.log().Debug("configuration not readable for the hint", "err", err)
 		}
+		catErr = err
 	}
 	inState := false
 	for _, w := range snap.Workers {
@@ -254,7 +255,7 @@ func (r *Router) noWorker(snap *state.Snapshot, req Request, cands []*candidate,
 			names = append(names, m)
 		}
 		sort.Strings(names)
-		return &UnknownModelError{Model: req.Model, Known: names}
+		return &UnknownModelError{Model: req.Model, Known: names, ConfigErr: catErr}
 	}
 	e := &NoWorkerError{Model: req.Model, Node: req.Node, Pool: req.Pool, Notes: notes, ConfigKnown: cat != nil}
 	if cat != nil {

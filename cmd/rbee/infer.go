@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/applier"
@@ -164,8 +165,14 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.D
 
 // catalog reads the configuration quietly, for the hints of infer's errors.
 func catalog(cmd *cobra.Command) (infer.Catalog, error) {
-	cfg, diags := config.Load(configPath(cmd), config.LoadOptions{StateDir: stateDir(cmd)})
+	path := configPath(cmd)
+	cfg, diags := config.Load(path, config.LoadOptions{StateDir: stateDir(cmd)})
 	if diags.HasErrors() {
+		for _, d := range diags.Diags {
+			if d.Severity == hcl.DiagError {
+				return infer.Catalog{}, fmt.Errorf("%s: %s: %s", path, d.Summary, d.Detail)
+			}
+		}
 		return infer.Catalog{}, diags.Err()
 	}
 	c := infer.Catalog{Models: map[string][]string{}}
