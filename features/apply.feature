@@ -172,3 +172,38 @@ Feature: apply makes two SSH machines match the file
     Then the command succeeds
     And stdout contains "+ node.n2"
     And stdout does not contain "+ node.n1"
+
+  Scenario: the node's env reaches the hive: a Hugging Face download over SSH
+    Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny-q8.gguf"
+    And a file "fleet/nodes.hcl" with:
+      """
+      node "n1" {
+        host        = "${N1_HOST}"
+        port        = ${N1_PORT}
+        user        = "${SSH_USER}"
+        identity    = "${SSH_KEY}"
+        install_dir = "${N1_DIR}"
+        hive_port   = ${N1_HIVE_PORT}
+        env         = { HF_ENDPOINT = "${HF_ENDPOINT}" }
+      }
+      model "tiny" {
+        source = "hf:acme/tiny-GGUF"
+        file   = "tiny-q8.gguf"
+        sha256 = "${HF_SHA256}"
+      }
+      """
+    And a file "fleet/pools.hcl" with:
+      """
+      pool "chat" {
+        model    = "tiny"
+        nodes    = ["n1"]
+        slots    = 1
+        ctx_size = 256
+      }
+      """
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "model.tiny@n1: downloaded"
+    And stdout contains "Apply complete! 3 added, 0 changed, 0 destroyed."
+    And the Hugging Face server got 1 GET of the file bytes
+    And the hive on "n1" runs 1 ready worker of pool "chat"
