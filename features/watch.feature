@@ -28,6 +28,25 @@ Feature: rbee watch keeps the fleet equal to the file
     Then the local hive comes to run 2 ready workers of pool "chat"
     And the daemon status "last_plan.trigger" becomes "file"
 
+  Scenario: files added to and removed from a watched folder count
+    Given the daemon runs with "--config . --interval 1m"
+    Then the local hive comes to run 1 ready worker of pool "chat"
+    Given a file "more.hcl" with:
+      """
+      pool "extra" {
+        model    = "tiny"
+        nodes    = ["local"]
+        replicas = 1
+        slots    = 1
+        ctx_size = 256
+      }
+      """
+    Then the local hive comes to run 1 ready worker of pool "extra"
+    When I run "rm more.hcl"
+    Then the local hive comes to run 0 ready workers of pool "extra"
+    And the local hive comes to run 1 ready worker of pool "chat"
+    And the daemon status "last_apply.destroyed" becomes "1"
+
   Scenario: an invalid edit is reported and tears nothing down; the fix is applied
     Given the daemon runs with "--interval 2s"
     Then the local hive comes to run 1 ready worker of pool "chat"
@@ -98,6 +117,9 @@ Feature: rbee watch keeps the fleet equal to the file
     When I hold the state lock as "watch"
     And I run "rbee plan -refresh-only -detailed-exitcode -lock=false"
     Then the exit code is 0
+    When I run "rbee plan -refresh-only -detailed-exitcode"
+    Then the exit code is 1
+    And stderr contains "the state is locked by"
     When I kill -9 the local hive
     And I run "rbee plan -refresh-only -detailed-exitcode -lock=false"
     Then the exit code is 2
