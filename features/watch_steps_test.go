@@ -140,6 +140,21 @@ func jsonText(v any) string {
 	return string(b)
 }
 
+// watchCleanup makes sure that, after the scenario (and after the daemon
+// has been stopped), whatever the daemon applied is destroyed and nothing it
+// started is left running.
+func (w *world) watchCleanup() {
+	if w.vars["WATCH_CLEANUP"] != "" {
+		return
+	}
+	w.vars["WATCH_CLEANUP"] = "yes"
+	dir := w.dir
+	w.onCleanup(func() {
+		_ = w.run("rbee destroy -auto-approve -lock-timeout 30s", 2*time.Minute)
+		testsshd.StopProcessesUnder(dir)
+	})
+}
+
 // daemon returns the running daemon's process.
 func (w *world) daemon() (*bgProc, error) { return w.proc("daemon") }
 
@@ -155,15 +170,19 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 			}
 			w.vars[v] = strconv.Itoa(port)
 		}
-		dir := w.dir
-		w.onCleanup(func() {
-			_ = w.run("rbee destroy -auto-approve -lock-timeout 30s", 2*time.Minute)
-			testsshd.StopProcessesUnder(dir)
-		})
+		w.watchCleanup()
 		return writeFleet("tiny", n)
 	})
 
 	sc.Step(`^the daemon runs with "([^"]*)"$`, func(args string) error {
+		if w.vars["WATCH_PORT"] == "" {
+			port, err := testsshd.FreePort("127.0.0.1")
+			if err != nil {
+				return err
+			}
+			w.vars["WATCH_PORT"] = strconv.Itoa(port)
+		}
+		w.watchCleanup()
 		line := "exec rbee watch --listen 127.0.0.1:${WATCH_PORT} " + args
 		if _, err := w.startBackground("daemon", line); err != nil {
 			return err
