@@ -119,7 +119,7 @@ func (a *Applier) Apply(stop context.Context, p *planner.Plan) (*Result, error) 
 	}
 	res := &Result{}
 	var mu sync.Mutex
-	outcomes, err := runGraph(stop, steps, a.parallelism(), func(o outcome) {
+	_, err = runGraph(stop, steps, a.parallelism(), func(o outcome) {
 		c := byAddr[o.id]
 		mu.Lock()
 		defer mu.Unlock()
@@ -147,7 +147,6 @@ func (a *Applier) Apply(stop context.Context, p *planner.Plan) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	_ = outcomes
 	res.Interrupted = stop.Err() != nil
 	sort.Slice(res.Failures, func(i, j int) bool { return res.Failures[i].Addr.Less(res.Failures[j].Addr) })
 	return res, nil
@@ -301,7 +300,6 @@ func (e *executor) nodeGoes(node string) bool {
 // model provisions or removes a model on a node's hive.
 func (e *executor) model(ctx context.Context, c *planner.Change) error {
 	store := e.a.Store
-	before, _ := c.Before.(*state.ModelRecord)
 	after, _ := c.After.(*state.ModelRecord)
 	cl, err := e.hive(ctx, c.Addr.Node)
 	if err != nil {
@@ -324,7 +322,6 @@ func (e *executor) model(ctx context.Context, c *planner.Change) error {
 		if c.Action == planner.Delete {
 			return store.Delete(ctx, c.Addr)
 		}
-		_ = before
 	}
 	if after == nil {
 		return fmt.Errorf("the plan has no desired record for %s", c.Addr)

@@ -123,6 +123,24 @@ Feature: apply makes two SSH machines match the file
     And output contains "${WRONG_KEY}"
     And output contains "ssh-add -l"
 
+  Scenario: an unknown host key is refused with the command that records it
+    Given a file "empty_known_hosts" with:
+      """
+      """
+    And the environment variable "RBEE_KNOWN_HOSTS" is "${DIR}/empty_known_hosts"
+    When I run "rbee apply -auto-approve"
+    Then the exit code is 1
+    And output contains "SSH host key of n1 (127.0.0.2:${N1_PORT}) is not in ${DIR}/empty_known_hosts"
+    And output contains "ssh-keyscan -p ${N1_PORT} 127.0.0.2"
+    And the folder "${N1_DIR}" does not exist
+
+  Scenario: a private key readable by others is refused
+    When I run "cp ${SSH_KEY} loose_key && chmod 644 loose_key && sed -i 's#${SSH_KEY}#${DIR}/loose_key#' fleet/nodes.hcl"
+    And I run "rbee apply -auto-approve"
+    Then the exit code is 1
+    And output contains "identity file ${DIR}/loose_key of node n1 has mode 0644"
+    And output contains "chmod 600 ${DIR}/loose_key"
+
   Scenario: a hive killed out of band is drift that apply heals
     When I run "rbee apply -auto-approve"
     Then the command succeeds
