@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 )
 
 // Local runs commands on this machine without a shell.
@@ -26,6 +27,9 @@ func (l *Local) Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte
 		return nil, errors.New("transport: empty command")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// A process group of its own: a Ctrl-C in the terminal stops apply from
+	// starting new steps but must not kill the command of a step in flight.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()
