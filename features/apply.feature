@@ -170,6 +170,17 @@ Feature: apply makes two SSH machines match the file
     When I run "rbee plan -detailed-exitcode"
     Then the exit code is 2
 
+  Scenario: apply asks before it changes anything
+    When I run "echo no | rbee apply"
+    Then the exit code is 1
+    And stdout contains "Plan: 6 to add, 0 to change, 0 to destroy."
+    And stdout contains "Enter a value:"
+    And stderr contains "apply cancelled"
+    And the folder "${N1_DIR}" does not exist
+    When I run "echo yes | rbee apply"
+    Then the command succeeds
+    And stdout contains "Apply complete! 6 added, 0 changed, 0 destroyed."
+
   Scenario: a stale plan file is refused
     When I run "rbee plan -out first.plan"
     Then the command succeeds
