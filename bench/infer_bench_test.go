@@ -23,7 +23,7 @@ import (
 
 // Settings of the infer benchmark.
 const (
-	inferRuns      = 5 // interleaved runs of each path; medians are reported
+	inferRuns      = 7 // interleaved runs of each path; medians are reported
 	inferMaxTokens = 2
 	inferPrompt    = "Once upon a time, in a small village at the edge of a great forest, there lived"
 )
@@ -75,9 +75,18 @@ func BenchmarkInferWarm(b *testing.B) {
 	for range b.N {
 		var direct, routed, command []float64
 		for i := range inferRuns + 1 { // the first round warms every path up and is not counted
-			d := directTTFT(b, worker, params())
-			r := routerTTFT(b, router, params())
-			c := commandTTFT(b, bin, cfg)
+			// Each request starts on an idle worker, like a warm `rbee infer`
+			// would, and the order rotates so that no path always follows another.
+			var d, r, c float64
+			paths := []func(){
+				func() { d = directTTFT(b, worker, params()) },
+				func() { r = routerTTFT(b, router, params()) },
+				func() { c = commandTTFT(b, bin, cfg) },
+			}
+			for k := range paths {
+				waitIdle(b, worker)
+				paths[(i+k)%len(paths)]()
+			}
 			if i > 0 {
 				direct, routed, command = append(direct, d), append(routed, r), append(command, c)
 			}
@@ -181,11 +190,26 @@ func directTTFT(b *testing.B, w *workerapi.Client, req workerapi.InferenceReques
 	return millis(first)
 }
 
+// waitIdle returns once every slot of the worker is free.
+func waitIdle(b *testing.B, w *workerapi.Client) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := w.Ready(context.Background())
+		if err == nil && r.Ready && r.SlotsFree == r.SlotsTotal {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the worker did not become idle: %+v %v", r, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // routerTTFT runs one request through infer.Router in this process.
 func routerTTFT(b *testing.B, r *infer.Router, req workerapi.InferenceRequest) float64 {
 	out, err := r.Run(context.Background(), infer.Request{Model: "bench", Params: req}, func(infer.Worker, workerapi.Event) error { return nil })
-	if err != nil || out.Tokens == 0 {
-		b.Fatalf("router: %v (%d tokens)", err, out.Tokens)
+	if err != nil || out.Tokens == 0 || out.Attempts != 1 {
+		b.Fatalf("router: %v (%d tokens, %d attempts)", err, out.Tokens, out.Attempts)
 	}
 	return millis(out.FirstToken)
 }
