@@ -249,3 +249,50 @@ func TestNoteHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestOutput(t *testing.T) {
+	w := Worker{Addr: state.WorkerAddr("chat", "local", 0), URL: "http://127.0.0.1:8001"}
+	events := []workerapi.Event{
+		{Type: workerapi.EventStarted, JobID: "infer-1"},
+		{Type: workerapi.EventToken, T: " Once", I: 0},
+		{Type: workerapi.EventToken, T: "", I: 1}, // an incomplete character
+		{Type: workerapi.EventToken, T: " upon", I: 2},
+	}
+	done := Outcome{Worker: w, JobID: "infer-1", Tokens: 3, FirstToken: 12 * time.Millisecond, Total: 40 * time.Millisecond, Attempts: 1,
+		End: workerapi.Event{Type: workerapi.EventEnd, TokensOut: 3, PromptTokens: 4, PromptTimeMS: 10, DecodeTimeMS: 30, StopReason: "max_tokens"}}
+	render := func(asJSON bool) (string, string) {
+		var stdout, stderr strings.Builder
+		o := &Output{Stdout: &stdout, Stderr: &stderr, JSON: asJSON}
+		sink := o.Sink()
+		for _, ev := range events {
+			if err := sink(w, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := o.Done(done); err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String()
+	}
+
+	stdout, stderr := render(false)
+	if stdout != " Once upon\n" {
+		t.Errorf("text stdout = %q", stdout)
+	}
+	for _, want := range []string{"worker.chat[local/0] at http://127.0.0.1:8001", "prompt 4 tokens (400.0 tok/s)", "decode 3 tokens (100.0 tok/s)", "first token after 12ms", "stop: max_tokens"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stats line lacks %q: %s", want, stderr)
+		}
+	}
+
+	stdout, stderr = render(true)
+	want := `{"type":"start","worker":"worker.chat[local/0]","url":"http://127.0.0.1:8001","job_id":"infer-1"}
+{"type":"token","t":" Once","i":0}
+{"type":"token","t":"","i":1}
+{"type":"token","t":" upon","i":2}
+{"type":"end","worker":"worker.chat[local/0]","url":"http://127.0.0.1:8001","job_id":"infer-1","tokens_out":3,"prompt_tokens":4,"prompt_time_ms":10,"decode_time_ms":30,"prompt_tokens_per_second":400,"decode_tokens_per_second":100,"first_token_ms":12,"total_ms":40,"stop_reason":"max_tokens","attempts":1}
+`
+	if stdout != want || stderr != "" {
+		t.Errorf("JSON stdout:\n%s\nwant:\n%s\nstderr: %q", stdout, want, stderr)
+	}
+}
