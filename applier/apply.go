@@ -73,9 +73,9 @@ func (r *Result) Err() error {
 	}
 	switch {
 	case r.Interrupted:
-		fmt.Fprintf(&b, "apply interrupted: %d changes did not run (%d added, %d changed, %d destroyed before the interrupt)", len(r.Failures), r.Added, r.Changed, r.Destroyed)
+		fmt.Fprintf(&b, "apply interrupted: %s did not complete (%d added, %d changed, %d destroyed before the interrupt)", changes(len(r.Failures)), r.Added, r.Changed, r.Destroyed)
 	default:
-		fmt.Fprintf(&b, "apply failed: %d changes failed and %d were skipped (%d added, %d changed, %d destroyed)", failed, len(r.Failures)-failed, r.Added, r.Changed, r.Destroyed)
+		fmt.Fprintf(&b, "apply failed: %s failed, %d skipped (%d added, %d changed, %d destroyed); fix the causes below and run rbee apply again", changes(failed), len(r.Failures)-failed, r.Added, r.Changed, r.Destroyed)
 	}
 	for _, f := range r.Failures {
 		if f.Err != nil {
@@ -88,6 +88,13 @@ func (r *Result) Err() error {
 		}
 	}
 	return errors.New(b.String())
+}
+
+func changes(n int) string {
+	if n == 1 {
+		return "1 change"
+	}
+	return fmt.Sprintf("%d changes", n)
 }
 
 func indentTail(s string) string { return strings.ReplaceAll(s, "\n", "\n      ") }
