@@ -60,8 +60,14 @@ func BenchmarkWorker(b *testing.B) {
 		rounds = n
 	}
 	for range b.N {
+		// The testing package keeps only the first lines of a benchmark's log,
+		// so the results go to stdout as well.
+		report := func(format string, args ...any) {
+			b.Logf(format, args...)
+			fmt.Printf("worker bench: "+format+"\n", args...)
+		}
 		bw := workerMemoryBandwidth(threads)
-		b.Logf("memory read bandwidth: %.1f GB/s", bw/1e9)
+		report("memory read bandwidth: %.1f GB/s", bw/1e9)
 
 		ctx := context.Background()
 		eng, err := engine.Load(ctx, model, engine.Options{Slots: workerBenchSlots, CtxSize: workerBenchCtx, Threads: threads})
@@ -76,7 +82,7 @@ func BenchmarkWorker(b *testing.B) {
 		sp.Seed = 1
 
 		wk := startWorkerProc(b, bin, model, threads)
-		b.Logf("load average before: %s", workerLoadAvg())
+		report("load average before: %s", workerLoadAvg())
 
 		var bare1, bare4, http1, http4 []workerRates
 		for r := range rounds {
@@ -93,10 +99,10 @@ func BenchmarkWorker(b *testing.B) {
 			}
 			bare4 = append(bare4, workerLoopRates(res))
 			http4 = append(http4, wk.streams(b, workerBenchSlots, workerBatchedTokens))
-			b.Logf("round %d decode (end-to-end) tok/s: bare 1 = %v, bare 4 = %v; worker 1 = %v, worker 4 = %v",
+			report("round %d decode (end-to-end) tok/s: bare 1 = %v, bare 4 = %v; worker 1 = %v, worker 4 = %v",
 				r+1, bare1[r], bare4[r], http1[r], http4[r])
 		}
-		b.Logf("load average after: %s", workerLoadAvg())
+		report("load average after: %s", workerLoadAvg())
 		tensorBytes := float64(eng.Info().TensorBytes)
 		wk.stop(b)
 		eng.Close()
@@ -107,13 +113,13 @@ func BenchmarkWorker(b *testing.B) {
 		bareConcurrency := b4.decode / b1.decode
 		roofline := b1.decode * tensorBytes / bw
 
-		b.Logf("medians of %d rounds; decode = after each stream's first token, end-to-end = from sending the request (prompt included)", rounds)
-		b.Logf("(1) worker over HTTP %.2f tok/s ÷ bare loop %.2f tok/s = %.3f (target ≥ 0.97); end-to-end %.2f ÷ %.2f = %.3f",
+		report("medians of %d rounds; decode = after each stream's first token, end-to-end = from sending the request (prompt included)", rounds)
+		report("(1) worker over HTTP %.2f tok/s ÷ bare loop %.2f tok/s = %.3f (target ≥ 0.97); end-to-end %.2f ÷ %.2f = %.3f",
 			h1.decode, b1.decode, httpOverBare, h1.e2e, b1.e2e, h1.e2e/b1.e2e)
-		b.Logf("(2) worker 4 streams %.2f tok/s ÷ 1 stream %.2f tok/s = %.2f (target ≥ 2.5); bare loop 4 ÷ 1 = %.2f ÷ %.2f = %.2f (the ceiling on this machine)",
+		report("(2) worker 4 streams %.2f tok/s ÷ 1 stream %.2f tok/s = %.2f (target ≥ 2.5); bare loop 4 ÷ 1 = %.2f ÷ %.2f = %.2f (the ceiling on this machine)",
 			h4.decode, h1.decode, concurrency, b4.decode, b1.decode, bareConcurrency)
-		b.Logf("    worker 4 streams ÷ bare 4-sequence loop = %.3f (end-to-end %.3f)", h4.decode/b4.decode, h4.e2e/b4.e2e)
-		b.Logf("(3) decode %.2f tok/s × %.0f MB ÷ %.1f GB/s = %.3f of the memory roofline (ceiling %.1f tok/s)",
+		report("    worker 4 streams ÷ bare 4-sequence loop = %.3f (end-to-end %.3f)", h4.decode/b4.decode, h4.e2e/b4.e2e)
+		report("(3) decode %.2f tok/s × %.0f MB ÷ %.1f GB/s = %.3f of the memory roofline (ceiling %.1f tok/s)",
 			b1.decode, tensorBytes/1e6, bw/1e9, roofline, bw/tensorBytes)
 
 		b.ReportMetric(httpOverBare, "http/bare")
