@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +52,8 @@ func BenchmarkWorker(b *testing.B) {
 	if bin == "" {
 		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
 	}
+	// llama.cpp logs through slog at info level; keep the output readable.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	model := workerBenchModel(b, bin)
 	threads := cpu.PhysicalCores()
 	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
