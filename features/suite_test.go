@@ -194,7 +194,9 @@ func (w *world) command(ctx context.Context, line string) *exec.Cmd {
 	cmd.Dir = w.dir
 	cmd.Env = append(os.Environ(), w.env...)
 	cmd.Env = append(cmd.Env, "PATH="+filepath.Dir(rbeeBin)+":"+os.Getenv("PATH"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group so teardown can signal the whole tree; SIGKILL when
+	// the test binary dies so an interrupted run leaves no daemon behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
