@@ -45,7 +45,7 @@ const (
 //  3. single-stream decode tokens/s × model bytes ÷ memory read bandwidth
 //     measured here (the fraction of the memory roofline reached).
 //
-// Every figure is the median of a few interleaved rounds (3, or
+// Every figure is the median of a few interleaved rounds (5, or
 // $RBEE_BENCH_ROUNDS), to resist noise from other processes.
 func BenchmarkWorker(b *testing.B) {
 	bin := os.Getenv("RBEE_BIN")
@@ -58,7 +58,7 @@ func BenchmarkWorker(b *testing.B) {
 	threads := cpu.PhysicalCores()
 	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
 
-	rounds := 3
+	rounds := 5
 	if n, err := strconv.Atoi(os.Getenv("RBEE_BENCH_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}
@@ -88,20 +88,27 @@ func BenchmarkWorker(b *testing.B) {
 		report("load average before: %s", workerLoadAvg())
 
 		var bare1, bare4, http1, http4 []workerRates
+		bare := func(seqs, tokens int) workerRates {
+			res, err := eng.DecodeLoop(ctx, prompt, seqs, tokens, sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return workerLoopRates(res)
+		}
 		for r := range rounds {
-			res, err := eng.DecodeLoop(ctx, prompt, 1, workerSingleTokens, sp)
-			if err != nil {
-				b.Fatal(err)
+			// Alternate which side goes first so that drifting load from
+			// other processes does not favour one of them.
+			if r%2 == 0 {
+				bare1 = append(bare1, bare(1, workerSingleTokens))
+				http1 = append(http1, wk.streams(b, 1, workerSingleTokens))
+				bare4 = append(bare4, bare(workerBenchSlots, workerBatchedTokens))
+				http4 = append(http4, wk.streams(b, workerBenchSlots, workerBatchedTokens))
+			} else {
+				http1 = append(http1, wk.streams(b, 1, workerSingleTokens))
+				bare1 = append(bare1, bare(1, workerSingleTokens))
+				http4 = append(http4, wk.streams(b, workerBenchSlots, workerBatchedTokens))
+				bare4 = append(bare4, bare(workerBenchSlots, workerBatchedTokens))
 			}
-			bare1 = append(bare1, workerLoopRates(res))
-			http1 = append(http1, wk.streams(b, 1, workerSingleTokens))
-
-			res, err = eng.DecodeLoop(ctx, prompt, workerBenchSlots, workerBatchedTokens, sp)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bare4 = append(bare4, workerLoopRates(res))
-			http4 = append(http4, wk.streams(b, workerBenchSlots, workerBatchedTokens))
 			report("round %d decode (end-to-end) tok/s: bare 1 = %v, bare 4 = %v; worker 1 = %v, worker 4 = %v",
 				r+1, bare1[r], bare4[r], http1[r], http4[r])
 		}
