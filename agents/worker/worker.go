@@ -128,7 +128,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := api.CheckListen(s.Addr(), s.cfg.Token); err != nil {
 		return err
 	}
-	if _, err := os.Stat(s.cfg.ModelPath); err != nil {
+	if _, err := os.Stat(s.cfg.ModelPath); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("model file %s does not exist: pass a GGUF file to --model (`rbee model synth --preset tiny --out tiny.gguf` makes a small one)", s.cfg.ModelPath)
+	} else if err != nil {
 		return fmt.Errorf("model file: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.Addr())
