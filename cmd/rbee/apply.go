@@ -104,19 +104,11 @@ record it: unreachable nodes, crashed or failed workers, deleted or changed
 model files, replaced hive binaries. Nothing on the nodes is changed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openState(cmd)
-			if err != nil {
-				return err
-			}
-			unlock, err := lockState(cmd, st, "refresh")
+			st, snap, unlock, err := lockedSnapshot(cmd, "refresh")
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			snap, err := st.Snapshot(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
-			}
 			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: applier.NewRefresher(st.Dir())})
 			if err != nil {
 				return exitCode(1, err)
@@ -165,23 +157,15 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 			return err
 		}
 	}
-	st, err := openState(cmd)
-	if err != nil {
-		return err
-	}
 	op := "apply"
 	if destroy {
 		op = "destroy"
 	}
-	unlock, err := lockState(cmd, st, op)
+	st, snap, unlock, err := lockedSnapshot(cmd, op)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	snap, err := st.Snapshot(cmd.Context())
-	if err != nil {
-		return exitCode(1, err)
-	}
 	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
 		opts.Refresher = applier.NewRefresher(st.Dir())
@@ -233,19 +217,11 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 	if cfg, diags := config.Load(configPath(cmd), config.LoadOptions{StateDir: stateDir(cmd)}); !diags.HasErrors() && cfg != nil {
 		hash = cfg.Hash()
 	}
-	st, err := openState(cmd)
-	if err != nil {
-		return err
-	}
-	unlock, err := lockState(cmd, st, "apply")
+	st, snap, unlock, err := lockedSnapshot(cmd, "apply")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	snap, err := st.Snapshot(cmd.Context())
-	if err != nil {
-		return exitCode(1, err)
-	}
 	if err := p.Stale(snap, hash); err != nil {
 		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, err))
 	}

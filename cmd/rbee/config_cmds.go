@@ -163,6 +163,25 @@ func openState(cmd *cobra.Command) (*state.Store, error) {
 	return st, nil
 }
 
+// lockedSnapshot opens the state, takes its lock for op (unless -lock=false)
+// and reads a snapshot under it. The returned func releases the lock.
+func lockedSnapshot(cmd *cobra.Command, op string) (*state.Store, *state.Snapshot, func(), error) {
+	st, err := openState(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	unlock, err := lockState(cmd, st, op)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snap, err := st.Snapshot(cmd.Context())
+	if err != nil {
+		unlock()
+		return nil, nil, nil, exitCode(1, err)
+	}
+	return st, snap, unlock, nil
+}
+
 // lockState takes the state lock for op unless -lock=false, waiting up to
 // -lock-timeout. The returned func releases it (and reports a failure to).
 func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
@@ -180,12 +199,6 @@ func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "Error releasing the state lock: %v\nRelease it with: rbee state unlock %s\n", err, info.ID)
 		}
 	}, nil
-}
-
-// planRefresher returns how plan reads the live fleet: every hive in state is
-// asked for GET /v1/state, so drift shows in the plan.
-func planRefresher(_ *cobra.Command, _ *config.Config, st *state.Store) planner.Refresher {
-	return applier.NewRefresher(st.Dir())
 }
 
 // binarySHA256 returns a memoised sha256 of a hive binary; path "" is this
@@ -361,22 +374,14 @@ Each line gives the reasons ("ctx_size 2048 → 4096", "worker crashed").
 			if err != nil {
 				return err
 			}
-			st, err := openState(cmd)
-			if err != nil {
-				return err
-			}
-			unlock, err := lockState(cmd, st, "plan")
+			st, snap, unlock, err := lockedSnapshot(cmd, "plan")
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			snap, err := st.Snapshot(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
-			}
 			opts := planner.Options{Destroy: destroy, RefreshOnly: refreshOnly, Targets: targets, BinarySHA256: binarySHA256()}
 			if refresh {
-				opts.Refresher = planRefresher(cmd, cfg, st)
+				opts.Refresher = applier.NewRefresher(st.Dir())
 			}
 			p, err := planner.Make(cmd.Context(), cfg, snap, opts)
 			if err != nil {
@@ -501,19 +506,11 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 				}
 				addrs = append(addrs, a)
 			}
-			st, err := openState(cmd)
-			if err != nil {
-				return err
-			}
-			unlock, err := lockState(cmd, st, "state rm")
+			st, snap, unlock, err := lockedSnapshot(cmd, "state rm")
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			snap, err := st.Snapshot(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
-			}
 			var remove []state.Addr
 			for _, a := range addrs {
 				if _, ok := snap.Get(a); !ok {
