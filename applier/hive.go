@@ -18,6 +18,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier/transport"
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/digest"
 )
 
 // Node is what apply needs to know to install, reach and remove a hive.
@@ -100,7 +101,7 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 		bin = exe
 	}
 	bin = transport.ExpandHome(bin)
-	sum, err := transport.FileSHA256(bin)
+	sum, err := digest.Cached(bin)
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}

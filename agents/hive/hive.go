@@ -7,11 +7,8 @@ package hive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +23,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,7 +122,7 @@ func New(cfg Config) (*Hive, error) {
 			return nil, fmt.Errorf("find the rbee executable to spawn workers with: %w", err)
 		}
 	}
-	h.exeSHA256, err = fileSHA256(h.exe)
+	h.exeSHA256, err = digest.Cached(h.exe)
 	if err != nil {
 		return nil, fmt.Errorf("checksum the rbee executable: %w", err)
 	}
@@ -172,19 +170,6 @@ func lookupEnv(env []string, key string) string {
 		}
 	}
 	return ""
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // logsFor returns the log ring of worker id, shared across its replacements.

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	"github.com/rbee-dev/rbee/digest"
 )
 
 // Local runs commands on this machine without a shell.
@@ -46,7 +48,7 @@ func (l *Local) Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte
 // Upload copies a file through a temporary sibling, checks its sha256 and
 // renames it into place.
 func (l *Local) Upload(ctx context.Context, localPath, remotePath string, mode fs.FileMode) error {
-	want, err := FileSHA256(localPath)
+	want, err := digest.Cached(localPath)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", localPath, err)
 	}
@@ -58,7 +60,7 @@ func (l *Local) Upload(ctx context.Context, localPath, remotePath string, mode f
 		os.Remove(tmp)
 		return fmt.Errorf("upload %s to %s: %w", localPath, remotePath, err)
 	}
-	got, err := FileSHA256(tmp)
+	got, err := digest.Cached(tmp)
 	if err == nil && got != want {
 		err = fmt.Errorf("sha256 of the copy is %s, want %s", got, want)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	scp "github.com/bramvdbogaerde/go-scp"
+	"github.com/rbee-dev/rbee/digest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -325,7 +326,7 @@ mv -f "$1" "$3"`
 // Upload copies a file with SCP to a temporary name beside remotePath,
 // verifies its sha256 on the node and renames it into place.
 func (s *SSH) Upload(ctx context.Context, localPath, remotePath string, mode fs.FileMode) error {
-	sum, err := FileSHA256(localPath)
+	sum, err := digest.Cached(localPath)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", localPath, err)
 	}

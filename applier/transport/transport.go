@@ -4,14 +4,10 @@ package transport
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
-	"sync"
 )
 
 // Transport executes commands and uploads files on one node.
@@ -77,33 +73,3 @@ func Join(argv []string) string {
 
 // sums remembers file checksums by path, size and modification time, so
 // installing one binary on many nodes hashes it once.
-var sums = struct {
-	sync.Mutex
-	m map[string]string
-}{m: map[string]string{}}
-
-// FileSHA256 returns the hex sha256 of a local file.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	key := fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano())
-	sums.Lock()
-	defer sums.Unlock()
-	if s, ok := sums.m[key]; ok {
-		return s, nil
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	s := hex.EncodeToString(h.Sum(nil))
-	sums.m[key] = s
-	return s, nil
-}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbee-dev/rbee/digest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -256,7 +257,7 @@ func TestVerifyScript(t *testing.T) {
 	dir := t.TempDir()
 	tmp, dst := filepath.Join(dir, ".rbee.tmp"), filepath.Join(dir, "rbee")
 	os.WriteFile(tmp, []byte("corrupted"), 0o600)
-	good, _ := FileSHA256(tmp)
+	good, _ := digest.Cached(tmp)
 	ctx := context.Background()
 	_, err := NewLocal().Run(ctx, []string{"sh", "-c", verifyScript, "sh", tmp, strings.Repeat("0", 64), dst, "0755"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "sha256 of the uploaded file") {

@@ -1,20 +1,19 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rbee-dev/rbee/applier"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rbee-dev/rbee/applier"
+	"github.com/rbee-dev/rbee/digest"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -201,36 +200,18 @@ func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
 	}, nil
 }
 
-// binarySHA256 returns a memoised sha256 of a hive binary; path "" is this
-// rbee executable.
+// binarySHA256 returns the checksum function the planner compares hive
+// binaries with; path "" is this rbee executable.
 func binarySHA256() func(path string) (string, error) {
-	var mu sync.Mutex
-	memo := map[string]string{}
 	return func(path string) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if s, ok := memo[path]; ok {
-			return s, nil
-		}
-		p := path
-		if p == "" {
+		if path == "" {
 			exe, err := os.Executable()
 			if err != nil {
 				return "", err
 			}
-			p = exe
+			path = exe
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-		memo[path] = hex.EncodeToString(h.Sum(nil))
-		return memo[path], nil
+		return digest.Cached(path)
 	}
 }
 

@@ -2,8 +2,6 @@ package modelstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/backoff"
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/gguf"
 )
 
@@ -428,7 +427,7 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 	if err := out.Sync(); err != nil {
 		return "", 0, resumed, err
 	}
-	sum, size, err = fileSHA256(partial)
+	sum, size, err = digest.File(partial)
 	return sum, size, resumed, err
 }
 
@@ -452,20 +451,6 @@ func contentRangeStart(v string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(start, 10, 64)
 	return n, err == nil
-}
-
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // progress throttles progress callbacks to a few per second and computes the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/gguf"
 )
 
@@ -310,7 +311,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 		path, sum, size = res.Path, res.SHA256, res.Size
 	case ProviderFile:
 		var err error
-		sum, size, err = fileSHA256(ref.Path)
+		sum, size, err = digest.File(ref.Path)
 		if err != nil {
 			return hiveapi.Model{}, api.Errorf(http.StatusNotFound, "MODEL_NOT_FOUND", "model not found: cannot read %s on this node: %v", ref.Path, err)
 		}
