@@ -4,6 +4,8 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -176,4 +178,28 @@ func RequireBearer(token string, h http.Handler, open ...string) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// NewRequest builds a request to an rbee API: body (if not nil) is sent as
+// JSON, and token (if not empty) as the bearer token.
+func NewRequest(ctx context.Context, method, url, token string, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
 }
