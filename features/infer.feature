@@ -102,3 +102,11 @@ Feature: rbee infer streams tokens from a ready worker
     When I run the demo script
     Then the command succeeds
     And stdout contains "Apply complete! 0 added, 0 changed, 0 destroyed."
+
+  Scenario: the demo says when another program holds the hive's port
+    Given another program listens on the demo's hive port
+    When I run the demo script
+    Then the exit code is 1
+    And stderr contains "is already in use by another program"
+    And stderr contains "run the demo with its hive on another port"
+    And stderr contains "RBEE_DEMO_HIVE_PORT="

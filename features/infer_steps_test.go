@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -240,6 +241,16 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 
 	sc.Step(`^stdout is a JSON stream of a start event, (\d+) token events and an end event from "([^"]*)"$`, func(n int, worker string) error {
 		return checkJSONStream(w.stdout, n, worker)
+	})
+
+	sc.Step(`^another program listens on the demo's hive port$`, func() error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		w.onCleanup(func() { _ = ln.Close() })
+		w.vars["DEMO_HIVE_PORT"] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		return nil
 	})
 
 	sc.Step(`^I run the demo script$`, func() error {

@@ -42,6 +42,26 @@ if [ -n "${RBEE_DEMO_HIVE_PORT:-}" ]; then
   rm -f "$cfg.bak"
 fi
 
+# The hive listens on hive_port (9200 unless changed). If another program holds
+# that port, say so now: apply would only find out after starting the hive.
+port=$(sed -nE 's/^[[:space:]]*hive_port[[:space:]]*=[[:space:]]*([0-9]+).*/\1/p' "$cfg" | head -n 1)
+port=${port:-9200}
+pidfile="$dir/.rbee/nodes/local/hive.pid"
+ours=false
+if [ -f "$pidfile" ]; then
+  pid=$(cat "$pidfile")
+  case $(ps -p "$pid" -o args= 2>/dev/null) in *" hive "*":$port "*) ours=true ;; esac
+fi
+if [ "$ours" = false ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  cat >&2 <<EOF
+error: port $port on 127.0.0.1 is already in use by another program, and the
+demo's hive needs it (hive_port in $cfg).
+Stop that program, or run the demo with its hive on another port, e.g.:
+  RBEE_DEMO_HIVE_PORT=9300 just demo
+EOF
+  exit 1
+fi
+
 step "$rbee" validate --config "$cfg"
 step "$rbee" plan --config "$cfg"
 step "$rbee" apply -auto-approve --config "$cfg"
