@@ -343,3 +343,36 @@ func TestFormat(t *testing.T) {
 		t.Error("syntax error not reported")
 	}
 }
+
+// TestPoolLimits checks that pool attributes are held to the limits a hive
+// enforces on PUT /v1/workers: a file that validates must never be refused
+// there at apply time.
+func TestPoolLimits(t *testing.T) {
+	pool := func(attr string) string {
+		return "node \"x\" { connection = \"local\" }\nmodel \"m\" { source = \"synth:tiny\" }\npool \"p\" {\n  model = \"m\"\n  nodes = [\"x\"]\n  " + attr + "\n}\n"
+	}
+	for _, tc := range []struct {
+		attr, want string // want "" means valid
+	}{
+		{"slots = 64", ""},
+		{"slots = 65", "Invalid slots"},
+		{"ctx_size = 64", ""},
+		{"ctx_size = 32", "Invalid ctx_size"},
+		{"ctx_size = 1048576", ""},
+		{"ctx_size = 1048577", "Invalid ctx_size"},
+		{"device = 1", "backend is cpu, which has only device 0"},
+		{"backend = \"cuda\"\n  device = 63", ""},
+		{"backend = \"cuda\"\n  device = 64", "Invalid device"},
+	} {
+		t.Run(tc.attr, func(t *testing.T) {
+			_, diags := parse(t, pool(tc.attr), LoadOptions{})
+			msg := render(diags)
+			switch {
+			case tc.want == "" && diags.HasErrors():
+				t.Errorf("want no error, got:\n%s", msg)
+			case tc.want != "" && !strings.Contains(msg, tc.want):
+				t.Errorf("want %q in:\n%s", tc.want, msg)
+			}
+		})
+	}
+}

@@ -18,6 +18,15 @@ import (
 // MaxNameLen is the longest node, model or pool name.
 const MaxNameLen = 64
 
+// Limits of pool attributes. They are the limits every hive enforces on
+// PUT /v1/workers, so a file that validates is never refused there.
+const (
+	MaxSlots   = 64      // parallel sequences per worker
+	MinCtxSize = 64      // tokens per slot
+	MaxCtxSize = 1 << 20 // tokens per slot
+	MaxDevice  = 63      // GPU index
+)
+
 var (
 	nameRe     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 	hostRe     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
@@ -329,14 +338,16 @@ func (v *validator) pool(p *Pool) {
 	if !p.bad["backend"] && !slices.Contains(Backends, p.Backend) {
 		v.errorf(r("backend"), "Unknown backend", "backend %q of pool %q is not supported; allowed: %s.", p.Backend, p.Name, strings.Join(Backends, ", "))
 	}
-	if !p.bad["device"] && (p.Device < 0 || p.Device > 255) {
-		v.errorf(r("device"), "Invalid device", "device of pool %q is %d; allowed: a device index 0-255.", p.Name, p.Device)
+	if !p.bad["device"] && (p.Device < 0 || p.Device > MaxDevice) {
+		v.errorf(r("device"), "Invalid device", "device of pool %q is %d; allowed: a device index 0-%d.", p.Name, p.Device, MaxDevice)
+	} else if !p.bad["device"] && !p.bad["backend"] && p.Backend == "cpu" && p.Device != 0 {
+		v.errorf(r("device"), "Invalid device", "device of pool %q is %d, but its backend is cpu, which has only device 0; remove device, or set backend = \"cuda\" or \"metal\".", p.Name, p.Device)
 	}
-	if !p.bad["ctx_size"] && (p.CtxSize < 16 || p.CtxSize > 1<<20) {
-		v.errorf(r("ctx_size"), "Invalid ctx_size", "ctx_size of pool %q is %d; allowed: 16-%d tokens.", p.Name, p.CtxSize, 1<<20)
+	if !p.bad["ctx_size"] && (p.CtxSize < MinCtxSize || p.CtxSize > MaxCtxSize) {
+		v.errorf(r("ctx_size"), "Invalid ctx_size", "ctx_size of pool %q is %d; allowed: %d-%d tokens per slot.", p.Name, p.CtxSize, MinCtxSize, MaxCtxSize)
 	}
-	if !p.bad["slots"] && (p.Slots < 1 || p.Slots > 256) {
-		v.errorf(r("slots"), "Invalid slots", "slots of pool %q is %d; allowed: 1-256 parallel sequences per worker.", p.Name, p.Slots)
+	if !p.bad["slots"] && (p.Slots < 1 || p.Slots > MaxSlots) {
+		v.errorf(r("slots"), "Invalid slots", "slots of pool %q is %d; allowed: 1-%d parallel sequences per worker.", p.Name, p.Slots, MaxSlots)
 	}
 	if !p.bad["threads"] && (p.Threads < 0 || p.Threads > 1024) {
 		v.errorf(r("threads"), "Invalid threads", "threads of pool %q is %d; allowed: 0 (auto) to 1024.", p.Name, p.Threads)
