@@ -402,7 +402,7 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 		id = after.ID
 	}
 	cfg := hiveapi.WorkerConfig{Model: after.Model, Slots: after.Slots, CtxSize: after.CtxSize, Threads: after.Threads,
-		Backend: after.Backend, Device: after.Device, Pool: after.Pool}
+		Backend: after.Backend, Device: after.Device, Pool: after.Pool, Port: after.Port}
 	if after.IdleTimeout > 0 {
 		cfg.IdleTimeout = after.IdleTimeout.String()
 	}

@@ -376,3 +376,54 @@ func TestPoolLimits(t *testing.T) {
 		})
 	}
 }
+
+// Pool port ranges on one machine may overlap neither each other nor a
+// hive_port; on different machines they may.
+func TestPoolPortConflicts(t *testing.T) {
+	nodes := "node \"a\" { connection = \"local\" }\nnode \"r\" { host = \"10.0.0.5\" }\nmodel \"m\" { source = \"synth:tiny\" }\n"
+	tests := []struct{ name, pools, want string }{
+		{"ranges overlap", `pool "p" {
+  model = "m"
+  nodes = ["a"]
+  replicas = 2
+  port = 8100
+}
+pool "q" {
+  model = "m"
+  nodes = ["a"]
+  port = 8101
+}`, "rbee.hcl:13:10: Conflicting ports"},
+		{"range reaches the hive_port", `pool "p" {
+  model = "m"
+  nodes = ["r"]
+  replicas = 3
+  port = 9198
+}`, "rbee.hcl:8:10: Conflicting ports"},
+		{"other machine", `pool "p" {
+  model = "m"
+  nodes = ["a"]
+  replicas = 2
+  port = 8100
+}
+pool "q" {
+  model = "m"
+  nodes = ["r"]
+  port = 8100
+}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := parse(t, nodes+tt.pools, LoadOptions{})
+			msg := render(diags)
+			if tt.want == "" {
+				if diags.HasErrors() {
+					t.Fatalf("unexpected errors:\n%s", msg)
+				}
+				return
+			}
+			if !strings.Contains(msg, "Error: "+tt.want) {
+				t.Fatalf("want %q in:\n%s", tt.want, msg)
+			}
+		})
+	}
+}

@@ -473,3 +473,34 @@ func TestWarnsInsecureHostKey(t *testing.T) {
 		t.Fatalf("warnings %v", p.Warnings)
 	}
 }
+
+// A pool port gives replica i port+i on each node; changing it replaces the
+// workers with a reason naming both ports.
+func TestPoolPort(t *testing.T) {
+	with := func(port string) *config.Config {
+		return load(t, strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  port = "+port, 1))
+	}
+	cfg := with("8100")
+	want, err := Desired(cfg, fakeSum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want.Workers {
+		if w.Port != 8100+w.Index {
+			t.Errorf("%s: port %d, want %d", w.Addr(), w.Port, 8100+w.Index)
+		}
+	}
+	if p := plan(t, cfg, applied(t, cfg), Options{}); p.HasChanges() {
+		t.Fatalf("changes with the same port: %v", summary(p))
+	}
+	got := summary(plan(t, with("8200"), applied(t, cfg), Options{}))
+	exp := []string{
+		"-/+ worker.chat[gpu1/0]: port 8100 → 8200",
+		"-/+ worker.chat[gpu1/1]: port 8101 → 8201",
+		"-/+ worker.chat[local/0]: port 8100 → 8200",
+		"-/+ worker.chat[local/1]: port 8101 → 8201",
+	}
+	if !slices.Equal(got, exp) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(exp, "\n"))
+	}
+}

@@ -158,6 +158,7 @@ func New(cfg Config) (*Hive, error) {
 			continue
 		}
 		h.workers[in.ID] = newSupervised(h, in.ID, cfg, h.logsFor(in.ID))
+		h.ports.fix(in.ID, cfg.Port)
 	}
 	return h, nil
 }

@@ -313,6 +313,9 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 		old.start() // no-op while it runs
 		return old, http.StatusOK, nil
 	}
+	if err := h.checkPort(id, cfg.Port); err != nil {
+		return nil, 0, err
+	}
 	if err := preflight(cfg, m, h.probe.Resources(ctx)); err != nil {
 		return nil, 0, err
 	}
@@ -321,6 +324,7 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 		old.stopAndWait()
 	}
 	wk := newSupervised(h, id, cfg, h.logsFor(id))
+	h.ports.fix(id, cfg.Port)
 	h.mu.Lock()
 	h.workers[id] = wk
 	err := h.saveIntentionsLocked()
@@ -330,6 +334,23 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 	}
 	wk.start()
 	return wk, http.StatusCreated, nil
+}
+
+// checkPort refuses a fixed worker port that is taken (409 PORT_IN_USE),
+// naming who holds it: the hive never falls back to another port silently.
+func (h *Hive) checkPort(id string, port int) error {
+	if port == 0 {
+		return nil
+	}
+	why := h.ports.busy(id, port)
+	if port == h.apiPort {
+		why = "it is this hive's own API port; choose another port for the pool"
+	}
+	if why == "" {
+		return nil
+	}
+	return api.Errorf(http.StatusConflict, "PORT_IN_USE", "worker %s cannot listen on port %d: %s", id, port, why).
+		WithDetails(map[string]any{"port": port})
 }
 
 func (h *Hive) saveIntentionsLocked() error {
@@ -352,6 +373,7 @@ func (h *Hive) deleteWorker(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	if h.workers[wk.id] == wk {
 		delete(h.workers, wk.id)
+		h.ports.fix(wk.id, 0)
 	}
 	err = h.saveIntentionsLocked()
 	h.mu.Unlock()

@@ -150,6 +150,8 @@ func validateWorker(id string, c hiveapi.WorkerConfig) error {
 		return bad("threads", "%d is outside 0..1024 (0 = automatic)", c.Threads)
 	case c.Device < 0 || c.Device > 63:
 		return bad("device", "%d is outside 0..63", c.Device)
+	case c.Port != 0 && (c.Port < 1024 || c.Port > 65535):
+		return bad("port", "%d is outside 1024..65535 (0 = the hive picks one)", c.Port)
 	}
 	if !slices.Contains([]string{hiveapi.BackendCPU, hiveapi.BackendCUDA, hiveapi.BackendMetal}, c.Backend) {
 		return bad("backend", "%q is not a backend; allowed: cpu, cuda, metal", c.Backend)

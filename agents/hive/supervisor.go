@@ -199,7 +199,12 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 	if !ok {
 		return endCrash, fmt.Sprintf("model %q is not in the catalog (or its file is gone); provision it again", s.cfg.Model)
 	}
-	port, err := s.h.ports.allocate(s.id)
+	port, err := s.cfg.Port, error(nil)
+	if port != 0 {
+		err = s.h.ports.claim(s.id, port)
+	} else {
+		port, err = s.h.ports.allocate(s.id)
+	}
 	if err != nil {
 		return endCrash, err.Error()
 	}

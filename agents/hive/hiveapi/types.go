@@ -94,6 +94,9 @@ const (
 
 // WorkerConfig is the body of PUT /v1/workers/{id}. Zero values take the
 // defaults of Normalized. Durations are Go duration strings ("30s", "5m").
+// Port, when non-zero, is the exact port the worker must listen on (the hive
+// answers 409 PORT_IN_USE if it is taken); 0 lets the hive pick one. A zero
+// Port is left out of the JSON, so it does not change ConfigHash.
 type WorkerConfig struct {
 	Model       string `json:"model"`
 	Slots       int    `json:"slots,omitempty"`
@@ -104,6 +107,7 @@ type WorkerConfig struct {
 	IdleTimeout string `json:"idle_timeout,omitempty"`
 	LoadTimeout string `json:"load_timeout,omitempty"`
 	Pool        string `json:"pool,omitempty"`
+	Port        int    `json:"port,omitempty"`
 }
 
 // Limits and defaults of WorkerConfig fields.
