@@ -63,7 +63,8 @@ type Node struct {
 	Host                  string            `json:"host,omitempty"`
 	Port                  int               `json:"port,omitempty"` // SSH port
 	User                  string            `json:"user,omitempty"`
-	Identity              string            `json:"identity,omitempty"` // private key path, ~ expanded; empty = ssh-agent
+	Identity              string            `json:"identity,omitempty"`    // private key path, ~ expanded; empty = ssh-agent
+	KnownHosts            string            `json:"known_hosts,omitempty"` // host keys to check against, ~ expanded; empty = ~/.ssh/known_hosts
 	InstallDir            string            `json:"install_dir"`
 	HivePort              int               `json:"hive_port"`
 	Env                   map[string]string `json:"env,omitempty"`

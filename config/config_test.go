@@ -427,3 +427,32 @@ pool "q" {
 		})
 	}
 }
+
+// known_hosts is ~ expanded, must name an existing file, and is ignored (with
+// a warning) on a local node.
+func TestKnownHosts(t *testing.T) {
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, "kh"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := LoadOptions{Environ: []string{"HOME=" + home}}
+	cfg, diags := parse(t, "node \"n\" {\n  host        = \"10.0.0.5\"\n  known_hosts = \"~/kh\"\n}\n", opts)
+	if diags.HasErrors() {
+		t.Fatal(render(diags))
+	}
+	if got := cfg.Node("n").KnownHosts; got != filepath.Join(home, "kh") {
+		t.Errorf("known_hosts = %q, want %q", got, filepath.Join(home, "kh"))
+	}
+	_, diags = parse(t, "node \"n\" {\n  host        = \"10.0.0.5\"\n  known_hosts = \"~/missing\"\n}\n", opts)
+	if msg := render(diags); !strings.Contains(msg, "Error: rbee.hcl:3:17: Known hosts file not found") || !strings.Contains(msg, "ssh-keyscan -p 22 10.0.0.5") {
+		t.Errorf("missing known_hosts file:\n%s", msg)
+	}
+	_, diags = parse(t, "node \"n\" {\n  host        = \"10.0.0.5\"\n  known_hosts = \"~\"\n}\n", opts)
+	if msg := render(diags); !strings.Contains(msg, "Error: rbee.hcl:3:17: Known hosts is a folder") {
+		t.Errorf("known_hosts folder:\n%s", msg)
+	}
+	_, diags = parse(t, "node \"l\" {\n  connection  = \"local\"\n  known_hosts = \"~/kh\"\n}\n", opts)
+	if msg := render(diags); diags.HasErrors() || !strings.Contains(msg, "rbee.hcl:3:17: Attribute ignored on a local node") {
+		t.Errorf("known_hosts on a local node:\n%s", msg)
+	}
+}

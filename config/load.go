@@ -49,7 +49,7 @@ var variableSchema = &hcl.BodySchema{
 }
 
 var nodeSchema = schema("connection", "host", "port", "user", "identity", "install_dir", "hive_port", "env",
-	"insecure_ignore_host_key", "binary", "install_mode")
+	"insecure_ignore_host_key", "binary", "install_mode", "known_hosts")
 var modelSchema = schema("source", "file", "revision", "sha256", "keep")
 var poolSchema = schema("model", "nodes", "replicas", "backend", "device", "ctx_size", "slots", "threads",
 	"port", "idle_timeout", "load_timeout")
@@ -543,6 +543,7 @@ func (d *decoder) decodeNode(ctx *hcl.EvalContext, b *hcl.Block) *Node {
 	a.integer("port", &n.Port)
 	a.str("user", &n.User)
 	a.str("identity", &n.Identity)
+	a.str("known_hosts", &n.KnownHosts)
 	a.str("install_dir", &n.InstallDir)
 	a.integer("hive_port", &n.HivePort)
 	a.strMap("env", &n.Env)
@@ -561,6 +562,7 @@ func (d *decoder) decodeNode(ctx *hcl.EvalContext, b *hcl.Block) *Node {
 	}
 	if n.Connection == ConnectionSSH {
 		n.Identity = expandHome(n.Identity, d.env["HOME"])
+		n.KnownHosts = expandHome(n.KnownHosts, d.env["HOME"])
 		n.Binary = expandHome(n.Binary, d.env["HOME"])
 	} else {
 		n.Binary = expandHome(n.Binary, d.env["HOME"])

@@ -180,7 +180,7 @@ func (v *validator) node(n *Node) {
 		if n.Host != "" {
 			v.errorf(r("host"), "Host on a local node", "node %q has connection = \"local\", which runs the hive on this machine without SSH; remove host, or set connection = \"ssh\".", n.Name)
 		}
-		for _, a := range []string{"user", "identity", "port", "insecure_ignore_host_key", "install_mode"} {
+		for _, a := range []string{"user", "identity", "port", "insecure_ignore_host_key", "install_mode", "known_hosts"} {
 			if _, set := n.ranges[a]; set {
 				v.warnf(r(a), "Attribute ignored on a local node", "%s only applies to SSH nodes; node %q has connection = \"local\".", a, n.Name)
 			}
@@ -204,6 +204,13 @@ func (v *validator) node(n *Node) {
 				v.errorf(r("identity"), "Identity file not found", "identity %q of node %q cannot be read (%v); create it with ssh-keygen, fix the path, or remove identity to use ssh-agent.", n.Identity, n.Name, errReason(err))
 			} else if fi.IsDir() {
 				v.errorf(r("identity"), "Identity is a folder", "identity %q of node %q is a folder; point it at a private key file such as ~/.ssh/id_ed25519.", n.Identity, n.Name)
+			}
+		}
+		if n.KnownHosts != "" && !n.bad["known_hosts"] {
+			if fi, err := os.Stat(n.KnownHosts); err != nil {
+				v.errorf(r("known_hosts"), "Known hosts file not found", "known_hosts %q of node %q cannot be read (%v); record the host key with ssh-keyscan -p %d %s >> %s, fix the path, or remove known_hosts to use ~/.ssh/known_hosts.", n.KnownHosts, n.Name, errReason(err), n.Port, n.Host, n.KnownHosts)
+			} else if fi.IsDir() {
+				v.errorf(r("known_hosts"), "Known hosts is a folder", "known_hosts %q of node %q is a folder; point it at a file such as ~/.ssh/known_hosts.", n.KnownHosts, n.Name)
 			}
 		}
 		if n.InstallMode != InstallSetsid && n.InstallMode != InstallSystemd && !n.bad["install_mode"] {

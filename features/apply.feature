@@ -134,6 +134,20 @@ Feature: apply makes two SSH machines match the file
     And output contains "ssh-keyscan -p ${N1_PORT} 127.0.0.2"
     And the folder "${N1_DIR}" does not exist
 
+  Scenario: a node's known_hosts file is where its host key is checked
+    Given the environment variable "RBEE_KNOWN_HOSTS" is ""
+    And a file "node_known_hosts" with:
+      """
+      """
+    When I run `sed -i 's#^\( *\)identity .*#&\n\1known_hosts = "${DIR}/node_known_hosts"#' fleet/nodes.hcl`
+    And I run "rbee apply -auto-approve"
+    Then the exit code is 1
+    And output contains "SSH host key of n1 (127.0.0.2:${N1_PORT}) is not in ${DIR}/node_known_hosts"
+    When I run "cp ${KNOWN_HOSTS} node_known_hosts"
+    And I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And the hive on "n1" runs 1 ready worker of pool "chat"
+
   Scenario: a private key readable by others is refused
     When I run "cp ${SSH_KEY} loose_key && chmod 644 loose_key && sed -i 's#${SSH_KEY}#${DIR}/loose_key#' fleet/nodes.hcl"
     And I run "rbee apply -auto-approve"

@@ -56,6 +56,24 @@ Feature: rbee validate and rbee fmt check and tidy the configuration
     And stderr contains "allowed: cpu, cuda, metal"
     And stderr contains "Error: the configuration has 9 errors"
 
+  Scenario: a node's known_hosts file must exist
+    Given a file "rbee.hcl" with:
+      """
+      node "gpu1" {
+        host        = "10.0.0.5"
+        known_hosts = "${DIR}/gpu1_known_hosts"
+      }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:3:17: Known hosts file not found"
+    And stderr contains "ssh-keyscan -p 22 10.0.0.5"
+    Given a file "gpu1_known_hosts" with:
+      """
+      """
+    When I run "rbee validate"
+    Then the command succeeds
+
   Scenario: two nodes on one machine cannot share a hive port
     Given a file "rbee.hcl" with:
       """

@@ -35,7 +35,7 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 			host = "127.0.0.1"
 		}
 		r := &state.NodeRecord{Name: n.Name, Connection: n.Connection, Host: n.Host, Port: n.Port, User: n.User,
-			Identity: n.Identity, InsecureIgnoreHostKey: n.InsecureIgnoreHostKey, InstallDir: n.InstallDir,
+			Identity: n.Identity, KnownHosts: n.KnownHosts, InsecureIgnoreHostKey: n.InsecureIgnoreHostKey, InstallDir: n.InstallDir,
 			InstallMode: n.InstallMode, Binary: n.Binary, Env: maps.Clone(n.Env), HivePort: n.HivePort,
 			HiveURL: "http://" + net.JoinHostPort(host, strconv.Itoa(n.HivePort))}
 		if binarySum != nil {
@@ -80,7 +80,11 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 
 // nodeDesired is the part of a node record that comes from the configuration.
 func nodeDesired(r *state.NodeRecord) any {
-	return []any{r.Connection, r.Host, r.Port, r.User, r.InstallDir, r.InstallMode, r.Binary, r.Env, r.HivePort, r.Identity, r.InsecureIgnoreHostKey}
+	v := []any{r.Connection, r.Host, r.Port, r.User, r.InstallDir, r.InstallMode, r.Binary, r.Env, r.HivePort, r.Identity, r.InsecureIgnoreHostKey}
+	if r.KnownHosts != "" { // only when set, so that earlier hashes stay the same
+		v = append(v, r.KnownHosts)
+	}
+	return v
 }
 
 func hashOf(v any) string {
@@ -265,6 +269,9 @@ func diffNode(w, h *state.NodeRecord) *Change {
 	}
 	if h.Identity != w.Identity {
 		update = append(update, arrow("identity", h.Identity, w.Identity))
+	}
+	if h.KnownHosts != w.KnownHosts {
+		update = append(update, arrow("known_hosts", h.KnownHosts, w.KnownHosts))
 	}
 	if h.InsecureIgnoreHostKey != w.InsecureIgnoreHostKey {
 		update = append(update, arrow("insecure_ignore_host_key", h.InsecureIgnoreHostKey, w.InsecureIgnoreHostKey))

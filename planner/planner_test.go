@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -502,5 +503,30 @@ func TestPoolPort(t *testing.T) {
 	}
 	if !slices.Equal(got, exp) {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(exp, "\n"))
+	}
+}
+
+// known_hosts reaches the node record; changing it updates the node in place.
+func TestKnownHostsChange(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := load(t, base)
+	cfg := load(t, strings.Replace(base, `host = "10.0.0.5"`, `host = "10.0.0.5"`+"\n  known_hosts = \""+kh+"\"", 1))
+	want, err := Desired(cfg, fakeSum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := want.Node("gpu1").KnownHosts; got != kh {
+		t.Fatalf("node record known_hosts = %q, want %q", got, kh)
+	}
+	got := summary(plan(t, cfg, applied(t, old), Options{}))
+	exp := []string{`~ node.gpu1: known_hosts "" → ` + kh}
+	if !slices.Equal(got, exp) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(exp, "\n"))
+	}
+	if p := plan(t, old, applied(t, old), Options{}); p.HasChanges() {
+		t.Errorf("no known_hosts, no change: %v", summary(p))
 	}
 }

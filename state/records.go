@@ -44,6 +44,7 @@ type NodeRecord struct {
 	Port                  int               `json:"port,omitempty"` // SSH port
 	User                  string            `json:"user,omitempty"`
 	Identity              string            `json:"identity,omitempty"`
+	KnownHosts            string            `json:"known_hosts,omitempty"` // empty: ~/.ssh/known_hosts
 	InsecureIgnoreHostKey bool              `json:"insecure_ignore_host_key,omitempty"`
 	InstallDir            string            `json:"install_dir"`
 	InstallMode           string            `json:"install_mode,omitempty"`
