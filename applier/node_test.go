@@ -12,7 +12,7 @@ func TestNodeKnownHosts(t *testing.T) {
 	tests := []struct{ name, attr, env, want string }{
 		{"default", "", "", ""},
 		{"attribute", "/etc/rbee/known_hosts", "", "/etc/rbee/known_hosts"},
-		{"environment overrides", "/etc/rbee/known_hosts", "/tmp/kh", "/tmp/kh"},
+		{"environment overrides", "/etc/rbee/known_hosts", "/srv/ci/known_hosts", "/srv/ci/known_hosts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
