@@ -341,6 +341,13 @@ func diffModel(w, h *state.ModelRecord) *Change {
 	case state.ModelDownloading:
 		create = append(create, "previous provisioning did not finish")
 	}
+	c.decide(replace, create, update)
+	return c
+}
+
+// decide sets the action from the reasons found, strongest first: any reason
+// to replace wins over one to create, which wins over one to update in place.
+func (c *Change) decide(replace, create, update []string) {
 	switch {
 	case len(replace) > 0:
 		c.Action, c.Reasons = Replace, append(append(replace, create...), update...)
@@ -351,7 +358,6 @@ func diffModel(w, h *state.ModelRecord) *Change {
 	default:
 		c.Action = NoOp
 	}
-	return c
 }
 
 func describeSource(m *state.ModelRecord) string {
@@ -412,16 +418,7 @@ func diffWorker(w, h *state.WorkerRecord) *Change {
 			create = append(create, "worker stopped")
 		}
 	}
-	switch {
-	case len(replace) > 0:
-		c.Action, c.Reasons = Replace, append(append(replace, create...), update...)
-	case len(create) > 0:
-		c.Action, c.Reasons = Create, append(create, update...)
-	case len(update) > 0:
-		c.Action, c.Reasons = Update, update
-	default:
-		c.Action = NoOp
-	}
+	c.decide(replace, create, update)
 	return c
 }
 
