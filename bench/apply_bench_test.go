@@ -26,10 +26,7 @@ const applyBenchNodes = 8
 // nodes applied in parallel the goal is ≤ 2. Every measured apply starts from
 // nothing (destroy in between, not timed).
 func BenchmarkApplySSH(b *testing.B) {
-	bin := os.Getenv("RBEE_BIN")
-	if bin == "" {
-		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
-	}
+	bin := rbeeBinary(b)
 	if _, err := os.Stat(testsshd.Binary); err != nil {
 		b.Skipf("needs OpenSSH server at %s", testsshd.Binary)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,11 +38,8 @@ const (
 // The three run interleaved with the same request; the medians give the
 // ratios router ÷ direct and command ÷ direct (goal ≤ 1.05).
 func BenchmarkInferWarm(b *testing.B) {
-	bin := os.Getenv("RBEE_BIN")
-	if bin == "" {
-		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
-	}
-	model := inferBenchModel(b, bin)
+	bin := rbeeBinary(b)
+	model := benchModel(b, bin)
 	dir := b.TempDir()
 	cfg := inferBenchFleet(b, bin, dir, model)
 
@@ -91,7 +87,7 @@ func BenchmarkInferWarm(b *testing.B) {
 				direct, routed, command = append(direct, d), append(routed, r), append(command, c)
 			}
 		}
-		md, mr, mc := inferMedian(direct), inferMedian(routed), inferMedian(command)
+		md, mr, mc := median(direct), median(routed), median(command)
 		// The added cost of each path, paired with the direct request of the
 		// same round, resists the drift of a busy machine better than the ratio.
 		extraR, extraC := make([]float64, len(direct)), make([]float64, len(direct))
@@ -101,33 +97,10 @@ func BenchmarkInferWarm(b *testing.B) {
 		b.ReportMetric(mr/md, "router/direct")
 		b.ReportMetric(mc/md, "command/direct")
 		b.ReportMetric(md, "direct-ttft-ms")
-		b.ReportMetric(inferMedian(extraC), "command-extra-ms")
+		b.ReportMetric(median(extraC), "command-extra-ms")
 		b.Logf("time to first token, median of %d (prompt of %d chars, %s, load average %s): direct request %.1f ms; infer.Router %.1f ms (%.3f× direct, %+.1f ms); `rbee infer` command %.1f ms (%.3f× direct, %+.1f ms; goal ≤ 1.05×)",
-			inferRuns, len(inferPrompt), filepath.Base(model), loadAverage(), md, mr, mr/md, inferMedian(extraR), mc, mc/md, inferMedian(extraC))
+			inferRuns, len(inferPrompt), filepath.Base(model), loadAverage(), md, mr, mr/md, median(extraR), mc, mc/md, median(extraC))
 	}
-}
-
-// inferBenchModel is the TinyLlama-shaped Q4_0 synth model, generated once
-// into the user's cache folder (shared with the other benchmarks).
-func inferBenchModel(b *testing.B, bin string) string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "rbee", "bench")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(dir, "tinyllama-q4_0-seed1.gguf")
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	b.Logf("generating %s (once; cached afterwards)", path)
-	out, err := exec.Command(bin, "model", "synth", "--preset", "tinyllama-q4_0", "--seed", "1", "--out", path).CombinedOutput()
-	if err != nil {
-		b.Fatalf("rbee model synth: %v\n%s", err, out)
-	}
-	return path
 }
 
 // inferBenchFleet applies a one-worker fleet on this machine and returns the
@@ -240,25 +213,4 @@ func commandTTFT(b *testing.B, bin, cfg string) float64 {
 		b.Fatalf("rbee infer: %v (first token after %s)\n%s", err, first, stderr.String())
 	}
 	return millis(first)
-}
-
-// loadAverage is the 1-minute load average, to judge how noisy the figures are.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Fields(string(b))[0]
-}
-
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func inferMedian(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -73,10 +73,7 @@ type watchStatus struct {
 // The baseline, measured in the same run, is what an operator does by hand:
 // `rbee plan` as a command (process start, load, refresh, plan).
 func BenchmarkWatchSaveToApply(b *testing.B) {
-	bin := os.Getenv("RBEE_BIN")
-	if bin == "" {
-		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
-	}
+	bin := rbeeBinary(b)
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
 		hivePort := watchFreePort(b)
@@ -96,7 +93,7 @@ func BenchmarkWatchSaveToApply(b *testing.B) {
 			if err != nil {
 				b.Fatalf("rbee plan: %v\n%s", err, out)
 			}
-			manual = append(manual, watchMS(time.Since(start)))
+			manual = append(manual, millis(time.Since(start)))
 		}
 
 		// 1. plan-only.
@@ -105,16 +102,16 @@ func BenchmarkWatchSaveToApply(b *testing.B) {
 		// 2. live: the daemon applies; first bring the fleet up, then toggle.
 		live := watchLatencies(b, bin, dir, cfg, write, watchLiveRuns, false)
 
-		mp, ml, mm := watchMedian(planOnly), watchMedian(live), watchMedian(manual)
+		mp, ml, mm := median(planOnly), median(live), median(manual)
 		b.ReportMetric(mp, "ms-save-to-plan")
 		b.ReportMetric(ml, "ms-save-to-apply")
 		b.ReportMetric(mm, "ms-manual-plan")
-		b.ReportMetric(ml/watchMS(watchGoal), "apply-latency/goal")
+		b.ReportMetric(ml/millis(watchGoal), "apply-latency/goal")
 		b.ReportMetric(ml/mm, "apply-latency/manual-plan")
 		b.Logf("save → plan ready (plan-only), median of %d: %.0f ms (min %.0f, max %.0f); debounce %s, so the daemon adds %.0f ms",
-			len(planOnly), mp, slices.Min(planOnly), slices.Max(planOnly), watchDebounce, mp-watchMS(watchDebounce))
+			len(planOnly), mp, slices.Min(planOnly), slices.Max(planOnly), watchDebounce, mp-millis(watchDebounce))
 		b.Logf("save → apply starts (live hive, worker added/removed each save), median of %d: %.0f ms (min %.0f, max %.0f); goal ≤ %.0f ms → %.2f of the goal",
-			len(live), ml, slices.Min(live), slices.Max(live), watchMS(watchGoal), ml/watchMS(watchGoal))
+			len(live), ml, slices.Min(live), slices.Max(live), millis(watchGoal), ml/millis(watchGoal))
 		b.Logf("baseline: `rbee plan` by hand, median of %d: %.0f ms; the daemon's save → apply is %.2f× that (and needs no one at the keyboard)",
 			len(manual), mm, ml/mm)
 	}
@@ -205,13 +202,13 @@ func watchLatencies(b *testing.B, bin, dir, cfg string, write func(int), n int, 
 			return a != nil && a.EventAt != nil && !a.EventAt.Before(saved) && a.FinishedAt != nil && st.Phase == "idle"
 		})
 		if planOnly {
-			out = append(out, watchMS(st.LastPlan.FinishedAt.Sub(saved)))
+			out = append(out, millis(st.LastPlan.FinishedAt.Sub(saved)))
 			continue
 		}
 		if !st.LastApply.OK {
 			b.Fatalf("apply after edit %d failed: %s", i+1, st.LastApply.Error)
 		}
-		out = append(out, watchMS(st.LastApply.StartedAt.Sub(saved)))
+		out = append(out, millis(st.LastApply.StartedAt.Sub(saved)))
 	}
 	return out
 }
@@ -228,18 +225,4 @@ func watchFreePort(b *testing.B) int {
 		b.Fatal(err)
 	}
 	return p
-}
-
-func watchMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func watchMedian(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

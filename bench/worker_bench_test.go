@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -48,13 +47,10 @@ const (
 // Every figure is the median of a few interleaved rounds (5, or
 // $RBEE_BENCH_ROUNDS), to resist noise from other processes.
 func BenchmarkWorker(b *testing.B) {
-	bin := os.Getenv("RBEE_BIN")
-	if bin == "" {
-		b.Skip("set RBEE_BIN to the rbee binary (just bench does)")
-	}
+	bin := rbeeBinary(b)
 	// llama.cpp logs through slog at info level; keep the output readable.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	model := workerBenchModel(b, bin)
+	model := benchModel(b, bin)
 	threads := cpu.PhysicalCores()
 	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
 
@@ -85,7 +81,7 @@ func BenchmarkWorker(b *testing.B) {
 		sp.Seed = 1
 
 		wk := startWorkerProc(b, bin, model, threads)
-		report("load average before: %s", workerLoadAvg())
+		report("load average before: %s", loadAverage())
 
 		var bare1, bare4, http1, http4 []workerRates
 		bare := func(seqs, tokens int) workerRates {
@@ -112,7 +108,7 @@ func BenchmarkWorker(b *testing.B) {
 			report("round %d decode (end-to-end) tok/s: bare 1 = %v, bare 4 = %v; worker 1 = %v, worker 4 = %v",
 				r+1, bare1[r], bare4[r], http1[r], http4[r])
 		}
-		report("load average after: %s", workerLoadAvg())
+		report("load average after: %s", loadAverage())
 		tensorBytes := float64(eng.Info().TensorBytes)
 		wk.stop(b)
 		eng.Close()
@@ -187,40 +183,6 @@ func workerRateBest(rs []workerRates) workerRates {
 		best.e2e = max(best.e2e, r.e2e)
 	}
 	return best
-}
-
-func workerLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// workerBenchModel generates the TinyLlama-shaped model once into the user cache.
-func workerBenchModel(b *testing.B, bin string) string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "rbee", "bench")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(dir, "tinyllama-q4_0-seed1.gguf")
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	b.Logf("generating %s (once; cached afterwards)", path)
-	out, err := exec.Command(bin, "model", "synth", "--preset", "tinyllama-q4_0", "--seed", "1", "--out", path).CombinedOutput()
-	if err != nil {
-		b.Fatalf("rbee model synth: %v\n%s", err, out)
-	}
-	return path
 }
 
 // workerMemoryBandwidth measures read bandwidth in bytes/s: goroutines
