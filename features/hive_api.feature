@@ -22,6 +22,19 @@ Feature: The hive's API is authenticated and robust
     Then the exit code is 1
     And stderr contains "refusing to listen on 0.0.0.0:9299 without a token"
 
+  Scenario Outline: A --listen that is not host:port with a port in 1024-65535 is refused
+    When I run "rbee hive --listen <addr> --data-dir ${DIR}/d"
+    Then the exit code is 1
+    And stderr contains "<message>"
+    And stderr does not contain "without a token"
+
+    Examples:
+      | addr            | message                                   |
+      | 127.0.0.1:80    | use a port in 1024-65535                  |
+      | 127.0.0.1:70000 | use a port in 1024-65535                  |
+      | 127.0.0.1:http  | use a port in 1024-65535                  |
+      | garbage         | is not host:port; use e.g. 127.0.0.1:9200 |
+
   Scenario: A token file readable by others is refused
     Given a file "tok" with:
       """

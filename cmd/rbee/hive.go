@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/rbee-dev/rbee/agents/hive"
@@ -26,9 +29,19 @@ the same host as --listen), and reports the node's live state on /v1/state.
 
 A non-loopback --listen needs --token-file (a 0600 file with a bearer token).
 HF_ENDPOINT and HF_TOKEN in the environment are used for hf: models and are
-passed on to workers. SIGTERM stops every worker before the hive exits.`,
+passed on to workers. SIGTERM stops every worker before the hive exits.
+
+Example, driven by hand with curl:
+
+  rbee hive --listen 127.0.0.1:9200 --data-dir /tmp/hive &
+  curl -X PUT localhost:9200/v1/models/tiny -d '{"source":"synth:tiny"}'
+  curl -X PUT localhost:9200/v1/workers/chat-0 -d '{"model":"tiny","slots":2}'
+  curl localhost:9200/v1/state`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListenAddr(cfg.Listen); err != nil {
+				return exitCode(1, err)
+			}
 			if tokenFile != "" {
 				tok, err := api.ReadTokenFile(tokenFile)
 				if err != nil {
@@ -55,4 +68,18 @@ passed on to workers. SIGTERM stops every worker before the hive exits.`,
 	f.DurationVar(&cfg.StopGrace, "stop-grace", hive.DefaultStopGrace, "how long a worker gets to stop after SIGTERM before SIGKILL")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return []*cobra.Command{cmd}
+}
+
+// checkListenAddr refuses a --listen that is not host:port with a port in
+// 1024-65535, before anything is bound.
+func checkListenAddr(addr string) error {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q is not host:port; use e.g. 127.0.0.1:9200", addr)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1024 || port > 65535 {
+		return fmt.Errorf("--listen %q: port %q is not allowed; use a port in 1024-65535 (default 9200)", addr, p)
+	}
+	return nil
 }
