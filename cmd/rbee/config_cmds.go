@@ -217,7 +217,10 @@ func binarySHA256() func(path string) (string, error) {
 
 func newValidateCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "validate",
+		Use: "validate",
+		Example: `  rbee validate
+  rbee validate --config fleet/            # a folder of *.hcl files
+  rbee validate -var hf_token=hf_xxx       # with a variable set`,
 		Short: "Check the configuration: every problem at once, with file:line:col",
 		Long: `Check the configuration for errors without contacting any node.
 
@@ -253,7 +256,9 @@ func plural(n int, word string) string {
 func newFmtCmd() *cobra.Command {
 	var check, diff bool
 	cmd := &cobra.Command{
-		Use:   "fmt [FILE|DIR ...]",
+		Use: "fmt [FILE|DIR ...]",
+		Example: `  rbee fmt                                 # rewrite rbee.hcl in place
+  rbee fmt -check -diff                    # CI: show the changes, exit 3 if any`,
 		Short: "Rewrite HCL files in the canonical style",
 		Long: `Rewrite configuration files in the canonical layout (as terraform fmt does).
 Without arguments it formats --config (a file, or the *.hcl files of a folder).
@@ -325,7 +330,12 @@ func newPlanCmd() *cobra.Command {
 		targets                                         []string
 	)
 	cmd := &cobra.Command{
-		Use:   "plan",
+		Use: "plan",
+		Example: `  rbee plan
+  rbee plan -detailed-exitcode             # CI: 0 no changes, 1 error, 2 changes
+  rbee plan -refresh-only -detailed-exitcode -lock=false   # drift check beside rbee watch
+  rbee plan -out fleet.plan && rbee apply fleet.plan
+  rbee plan -target pool.chat -json`,
 		Short: "Show what apply would change",
 		Long: `Compare the configuration with the state (refreshed from the live hives
 unless -refresh=false) and show what apply would do:
@@ -406,14 +416,20 @@ Each line gives the reasons ("ctx_size 2048 → 4096", "worker crashed").
 
 func newStateCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "state",
+		Use: "state",
+		Example: `  rbee state list
+  rbee state show 'worker.chat[gpu1/0]'
+  rbee state rm model.tinyllama@gpu1
+  rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72`,
 		Short: "Inspect and repair rbee's state: list, show, rm, unlock",
 		Long: `rbee records what it did in a Pebble database in the state folder
 (--state, default .rbee beside the configuration): nodes, models on nodes and
 workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 	}
 	list := &cobra.Command{
-		Use:   "list",
+		Use: "list",
+		Example: `  rbee state list
+  rbee state list --config demo/rbee.hcl`,
 		Short: "List the resources in the state with their status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -443,7 +459,9 @@ workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 		},
 	}
 	show := &cobra.Command{
-		Use:   "show ADDR",
+		Use: "show ADDR",
+		Example: `  rbee state show node.gpu1
+  rbee state show 'worker.chat[gpu1/0]'     # quote the brackets for the shell`,
 		Short: "Print one resource's record as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -472,7 +490,9 @@ workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 		},
 	}
 	rm := &cobra.Command{
-		Use:   "rm ADDR...",
+		Use: "rm ADDR...",
+		Example: `  rbee state rm model.tinyllama@gpu1
+  rbee state rm node.gpu2                   # also forgets its models and workers`,
 		Short: "Forget resources without touching the fleet (node.N also forgets what runs on it)",
 		Long: `Remove records from the state. Nothing is stopped or deleted on the nodes:
 rbee simply forgets the resources, so the next plan proposes to create them.
@@ -517,9 +537,10 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 	}
 	addLockFlags(rm.Flags())
 	unlock := &cobra.Command{
-		Use:   "unlock ID",
-		Short: "Release a stale state lock (the ID is in the lock error)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "unlock ID",
+		Example: `  rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72   # the ID from the lock error`,
+		Short:   "Release a stale state lock (the ID is in the lock error)",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openState(cmd)
 			if err != nil {

@@ -29,11 +29,8 @@ the same host as --listen), and reports the node's live state on /v1/state.
 
 A non-loopback --listen needs --token-file (a 0600 file with a bearer token).
 HF_ENDPOINT and HF_TOKEN in the environment are used for hf: models and are
-passed on to workers. SIGTERM stops every worker before the hive exits.
-
-Example, driven by hand with curl:
-
-  rbee hive --listen 127.0.0.1:9200 --data-dir /tmp/hive &
+passed on to workers. SIGTERM stops every worker before the hive exits.`,
+		Example: `  rbee hive --listen 127.0.0.1:9200 --data-dir /tmp/hive &
   curl -X PUT localhost:9200/v1/models/tiny -d '{"source":"synth:tiny"}'
   curl -X PUT localhost:9200/v1/workers/chat-0 -d '{"model":"tiny","slots":2}'
   curl localhost:9200/v1/state`,

@@ -19,7 +19,9 @@ import (
 // newModelCmd is `rbee model`: generate and inspect GGUF model files.
 func newModelCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "model",
+		Use: "model",
+		Example: `  rbee model synth --preset tiny --out tiny.gguf
+  rbee model inspect tiny.gguf`,
 		Short: "Generate and inspect GGUF model files",
 	}
 	cmd.AddCommand(newModelSynthCmd(), newModelInspectCmd())
@@ -34,7 +36,9 @@ func newModelSynthCmd() *cobra.Command {
 		descr = append(descr, fmt.Sprintf("  %-16s %s", p.Name, p.Description))
 	}
 	cmd := &cobra.Command{
-		Use:   "synth --preset NAME --out FILE [--seed N]",
+		Use: "synth --preset NAME --out FILE [--seed N]",
+		Example: `  rbee model synth --preset tiny --out tiny.gguf
+  rbee model synth --preset tinyllama-q4_0 --out tl.gguf --seed 2`,
 		Short: "Write a random-weight llama GGUF model (deterministic by seed)",
 		Long: "Write a llama-architecture GGUF model with random weights, a SentencePiece\n" +
 			"tokenizer with byte fallback and a ChatML chat template. The same preset and\n" +
@@ -74,7 +78,9 @@ func newModelSynthCmd() *cobra.Command {
 func newModelInspectCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect FILE",
+		Use: "inspect FILE",
+		Example: `  rbee model inspect tiny.gguf
+  rbee model inspect tiny.gguf --json`,
 		Short: "Print a GGUF model's architecture, parameters, quantization and context length",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

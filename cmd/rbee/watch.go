@@ -27,7 +27,10 @@ func watchCommands() []*cobra.Command {
 		planOnly, debug    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "watch [--config DIR|FILE] [--state DIR] [--interval 30s] [--listen 127.0.0.1:8080] [--plan-only]",
+		Use: "watch [--config DIR|FILE] [--state DIR] [--interval 30s] [--listen 127.0.0.1:8080] [--plan-only]",
+		Example: `  rbee watch --config fleet/ --interval 30s
+  rbee watch --plan-only                    # report drift, never apply
+  curl -s localhost:8080/v1/status`,
 		Short: "Keep the fleet equal to the configuration: file watch, drift healing",
 		Long: `Run the reconcile daemon. It plans and applies when the configuration
 changes (saves are debounced, editors that save by renaming are handled, files
