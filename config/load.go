@@ -406,6 +406,10 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 	if !ok {
 		return cty.NilVal, false
 	}
+	if a.undeclaredVars(at) {
+		a.bad[name] = true
+		return cty.NilVal, false
+	}
 	val, diags := at.Expr.Value(a.ctx)
 	a.d.diags = append(a.d.diags, diags...)
 	if diags.HasErrors() {
@@ -427,6 +431,30 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 		return cty.NilVal, false
 	}
 	return conv, true
+}
+
+// undeclaredVars reports each var.NAME in at whose variable block is missing,
+// saying how to declare it, and whether there was one.
+func (a *attrs) undeclaredVars(at *hcl.Attribute) bool {
+	found := false
+	for _, tr := range at.Expr.Variables() {
+		if tr.RootName() != "var" || len(tr) < 2 {
+			continue
+		}
+		step, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		if _, declared := a.d.vars[step.Name]; declared {
+			continue
+		}
+		found = true
+		a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+			Detail: fmt.Sprintf("var.%s is used, but no variable %q block exists.%s Declare it with variable %q { default = \"\" } or fix the name. Declared variables: %s.",
+				step.Name, step.Name, suggest(step.Name, sortedKeys(a.d.vars)), step.Name, a.d.varNames()),
+			Subject: tr.SourceRange().Ptr()})
+	}
+	return found
 }
 
 func (a *attrs) str(name string, dst *string) {
