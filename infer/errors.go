@@ -15,9 +15,15 @@ type NoWorkerError struct {
 	ConfigKnown bool     // Pools comes from the configuration
 	Recorded    int      // workers of the model in state that passed the filters
 	Notes       []string // why each one was not usable
+	// Nodes is set when --node names a node that neither the configuration
+	// nor the state knows: it lists the ones that exist.
+	Nodes []string
 }
 
 func (e *NoWorkerError) Error() string {
+	if e.Nodes != nil {
+		return fmt.Sprintf("no ready worker for model %q: node %q is not in the configuration; the nodes are %s (fix --node, or leave it out to use any node)", e.Model, e.Node, quoteJoin(e.Nodes))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "no ready worker for model %q", e.Model)
 	var filters []string

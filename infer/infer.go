@@ -67,6 +67,7 @@ type Router struct {
 // and for each the pools that serve it.
 type Catalog struct {
 	Models map[string][]string // model → pools (may be empty)
+	Nodes  []string            // every node the configuration declares
 }
 
 // Worker is where a request ran.

@@ -193,7 +193,7 @@ func TestRunNoWorkerHints(t *testing.T) {
 	down := newFakeWorker(t, 1)
 	down.srv.Close()
 	cat := func() (Catalog, error) {
-		return Catalog{Models: map[string][]string{"tiny": {"chat"}, "lonely": nil}}, nil
+		return Catalog{Models: map[string][]string{"tiny": {"chat"}, "lonely": nil}, Nodes: []string{"local"}}, nil
 	}
 	tests := []struct {
 		name, model string
@@ -228,6 +228,28 @@ func TestRunNoWorkerHints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunUnknownNode checks that --node with a node the configuration does
+// not declare says so, instead of telling the user to apply.
+func TestRunUnknownNode(t *testing.T) {
+	cat := func() (Catalog, error) {
+		return Catalog{Models: map[string][]string{"tiny": {"chat"}}, Nodes: []string{"local"}}, nil
+	}
+	r := &Router{State: fleet(t, "tiny"), Catalog: cat, ProbeTimeout: time.Second}
+	_, _, err := run(t, r, context.Background(), Request{Model: "tiny", Node: "ghost", Params: workerapi.InferenceRequest{Prompt: "hi"}})
+	var ne *NoWorkerError
+	if !errors.As(err, &ne) {
+		t.Fatalf("err = %T %v", err, err)
+	}
+	for _, s := range []string{`node "ghost" is not in the configuration`, `the nodes are "local"`} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q:\n%v", s, err)
+		}
+	}
+	if strings.Contains(err.Error(), "rbee apply") {
+		t.Errorf("error tells to apply, which cannot help:\n%v", err)
 	}
 }
 

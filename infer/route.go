@@ -258,6 +258,10 @@ func (r *Router) noWorker(snap *state.Snapshot, req Request, cands []*candidate,
 		return &UnknownModelError{Model: req.Model, Known: names, ConfigErr: catErr}
 	}
 	e := &NoWorkerError{Model: req.Model, Node: req.Node, Pool: req.Pool, Notes: notes, ConfigKnown: cat != nil}
+	if req.Node != "" && cat != nil && len(cat.Nodes) > 0 && !slices.Contains(cat.Nodes, req.Node) && snap.Node(req.Node) == nil {
+		e.Nodes = cat.Nodes
+		return e
+	}
 	if cat != nil {
 		e.Pools = cat.Models[req.Model]
 	} else {

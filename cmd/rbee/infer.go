@@ -182,6 +182,9 @@ func catalog(cmd *cobra.Command) (infer.Catalog, error) {
 	for _, p := range cfg.Pools {
 		c.Models[p.Model] = append(c.Models[p.Model], p.Name)
 	}
+	for _, n := range cfg.Nodes {
+		c.Nodes = append(c.Nodes, n.Name)
+	}
 	return c, nil
 }
 
