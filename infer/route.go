@@ -186,9 +186,8 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 	for _, w := range snap.Workers {
 		if w.Model == req.Model && w.Node == n.Name {
 			cfg.Backend, cfg.Device, cfg.Threads = w.Backend, w.Device, w.Threads
-			if w.Slots > 0 {
-				cfg.CtxSize = max(hiveapi.MinCtxSize, w.CtxSize/w.Slots)
-			}
+			// ctx_size is the context of each slot, so one slot keeps it whole.
+			cfg.CtxSize = w.CtxSize
 			break
 		}
 	}
