@@ -154,3 +154,11 @@ Feature: rbee watch keeps the fleet equal to the file
     And the daemon status "last_plan.description" becomes "No changes. The fleet matches the configuration."
     And the state is not locked and lists 2 workers
     And exactly 2 worker processes run from the scenario folder
+
+  Scenario: a status address that is not host:port with a port in 1024-65535 is refused
+    When I run "timeout 20 rbee watch --plan-only --listen 127.0.0.1:80"
+    Then the exit code is 1
+    And stderr contains "use a port in 1024-65535"
+    When I run "timeout 20 rbee watch --plan-only --listen garbage"
+    Then the exit code is 1
+    And stderr contains "is not host:port"

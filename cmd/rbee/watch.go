@@ -65,6 +65,9 @@ the lock and exits 0; a second signal exits at once.`,
 				token = t
 			}
 			if listen != "" {
+				if err := checkListenAddr(listen); err != nil {
+					return exitCode(1, err)
+				}
 				if err := api.CheckListen(listen, token); err != nil {
 					return exitCode(1, err)
 				}
