@@ -337,6 +337,9 @@ func TestFormat(t *testing.T) {
 			t.Errorf("diff misses %q:\n%s", line, d)
 		}
 	}
+	if del, add := strings.Index(d, "-connection"), strings.Index(d, "+  connection"); del > add {
+		t.Errorf("the removed line comes after the added one, unlike diff -u:\n%s", d)
+	}
 	if UnifiedDiff("a", "b", out, out) != "" {
 		t.Error("diff of equal inputs is not empty")
 	}

@@ -125,12 +125,13 @@ func diffLines(a, b []string) []lineOp {
 			ops = append(ops, lineOp{' ', a[i], i, j})
 			i++
 			j++
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, lineOp{'+', b[j], i, j})
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+			// removals before additions, as diff -u prints a change
 			ops = append(ops, lineOp{'-', a[i], i, j})
 			i++
+		default:
+			ops = append(ops, lineOp{'+', b[j], i, j})
+			j++
 		}
 	}
 	return ops
