@@ -154,7 +154,7 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 			return out, r.noWorker(snap, req, cands, notes)
 		}
 		busy = busy[:0]
-		for _, c := range ready {
+		for i, c := range ready {
 			out.Worker = c.worker
 			out.Attempts++
 			err := r.stream(ctx, c, req, sink, start, &out)
@@ -163,8 +163,14 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 				return out, nil
 			}
 			if isBusy(err) {
+				// The job never ran there: an interrupt now has nothing to cancel.
+				out.Worker = Worker{}
 				busy = append(busy, c.worker.Name())
-				r.log().Info(c.worker.Name() + " is busy; trying another worker")
+				if i < len(ready)-1 {
+					r.log().Info(c.worker.Name() + " is busy; trying another worker")
+				} else {
+					r.log().Info(c.worker.Name() + " is busy")
+				}
 				continue
 			}
 			return out, err

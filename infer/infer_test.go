@@ -253,6 +253,26 @@ func TestRunUnknownNode(t *testing.T) {
 	}
 }
 
+// TestRunInterruptedWhileWaitingForASlot checks that an interrupt during the
+// busy backoff reports no worker: no job ran, so none was cancelled.
+func TestRunInterruptedWhileWaitingForASlot(t *testing.T) {
+	w := newFakeWorker(t, 1)
+	w.busy.Store(100)
+	r := &Router{State: fleet(t, "tiny", w), Backoff: []time.Duration{time.Hour}}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	out, _, err := run(t, r, ctx, Request{Model: "tiny", Params: workerapi.InferenceRequest{Prompt: "hi"}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if out.Worker.URL != "" {
+		t.Fatalf("the outcome names %s, where no job ran", out.Worker.URL)
+	}
+	if n := len(w.cancelled); n != 0 {
+		t.Fatalf("%d cancel requests for a job that never ran", n)
+	}
+}
+
 func TestNoteHandler(t *testing.T) {
 	tests := []struct {
 		log  func(l *slog.Logger)
