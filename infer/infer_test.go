@@ -292,6 +292,17 @@ func TestNoteHandler(t *testing.T) {
 	}
 }
 
+// TestStatsLineSubMillisecondPrompt checks that a prompt the worker timed at
+// 0 ms (it reports whole milliseconds) reads "under 1 ms", not "- tok/s".
+func TestStatsLineSubMillisecondPrompt(t *testing.T) {
+	out := Outcome{Worker: Worker{Addr: state.WorkerAddr("chat", "local", 0), URL: "http://127.0.0.1:8001"},
+		End: workerapi.Event{Type: workerapi.EventEnd, TokensOut: 3, PromptTokens: 5, PromptTimeMS: 0, DecodeTimeMS: 30}}
+	line := StatsLine(out)
+	if !strings.Contains(line, "prompt 5 tokens (under 1 ms)") {
+		t.Fatalf("stats line %q", line)
+	}
+}
+
 func TestOutput(t *testing.T) {
 	w := Worker{Addr: state.WorkerAddr("chat", "local", 0), URL: "http://127.0.0.1:8001"}
 	events := []workerapi.Event{

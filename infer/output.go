@@ -139,8 +139,12 @@ func Stats(out Outcome) EndEvent {
 func StatsLine(out Outcome) string {
 	s := Stats(out)
 	var b strings.Builder
+	prompt := tokPerSec(s.PromptTokPerSec)
+	if s.PromptTokens > 0 && s.PromptTimeMS == 0 {
+		prompt = "under 1 ms" // the worker reports whole milliseconds
+	}
 	fmt.Fprintf(&b, "%s at %s: prompt %d tokens (%s), decode %d tokens (%s), first token after %s, total %s",
-		s.Worker, s.URL, s.PromptTokens, tokPerSec(s.PromptTokPerSec), s.TokensOut, tokPerSec(s.DecodeTokPerSec),
+		s.Worker, s.URL, s.PromptTokens, prompt, s.TokensOut, tokPerSec(s.DecodeTokPerSec),
 		round(out.FirstToken), round(out.Total))
 	if s.StopReason != "" {
 		fmt.Fprintf(&b, ", stop: %s", s.StopReason)
