@@ -273,6 +273,11 @@ func (s *Store) run(name string, j *job) {
 	close(j.done)
 }
 
+// removeIfEmpty removes a model folder that a failed provisioning left empty,
+// so no trace of a model that was never catalogued stays on the node. A folder
+// that still holds a file (an earlier version, a partial download) is kept.
+func removeIfEmpty(folder string) { _ = os.Remove(folder) }
+
 // provision fetches or generates the file and builds its catalog entry.
 func (s *Store) provision(ctx context.Context, name string, ref Ref, progress func(hiveapi.Progress)) (hiveapi.Model, error) {
 	folder := filepath.Join(s.Dir(), name)
@@ -294,6 +299,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 		}
 		res, err := s.dl.Get(ctx, f)
 		if err != nil {
+			removeIfEmpty(folder)
 			return hiveapi.Model{}, err
 		}
 		path, sum, size = res.Path, res.SHA256, res.Size
@@ -322,6 +328,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 	}
 	if ref.SHA256 != "" && sum != ref.SHA256 {
 		s.removeOwned(path)
+		removeIfEmpty(folder)
 		return hiveapi.Model{}, api.Errorf(http.StatusBadGateway, "CHECKSUM_MISMATCH",
 			"%s has sha256 %s but the pin says %s; it is not catalogued", ref, sum, ref.SHA256).
 			WithDetails(map[string]any{"expected": ref.SHA256, "actual": sum})
@@ -329,6 +336,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 	gf, err := gguf.ReadFile(path)
 	if err != nil {
 		s.removeOwned(path)
+		removeIfEmpty(folder)
 		return hiveapi.Model{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "%s is not a usable GGUF model: %v", ref, err)
 	}
 	sm := gf.Summary()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -114,5 +115,15 @@ func TestStoreRejectsNonGGUF(t *testing.T) {
 	}
 	if len(s.List()) != 0 {
 		t.Errorf("a bad file was catalogued: %+v", s.List())
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "bad")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed model left its folder behind: %v", err)
+	}
+	srv.Close()
+	if _, err := s.Provision(context.Background(), "gone", hiveapi.ModelSpec{Source: srv.URL + "/r", File: "gone.gguf"}, nil); err == nil {
+		t.Fatal("a download from a closed server succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed download left its folder behind: %v", err)
 	}
 }
