@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,17 @@ func registerPlanSteps(sc *godog.ScenarioContext, w *world) {
 		example, err := filepath.Abs("../rbee.hcl.example")
 		w.vars["RBEE_EXAMPLE"] = example
 		return ctx, err
+	})
+	sc.Step(`^a server that accepts connections but never answers, on port \$\{(\w+)\}$`, func(name string) error {
+		// Nothing calls Accept: the kernel completes the handshake and every
+		// request waits, as with a hung hive.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		w.onCleanup(func() { _ = ln.Close() })
+		w.vars[name] = fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		return nil
 	})
 	sc.Step(`^the state records a finished apply of "([^"]*)"$`, func(cfgFile string) error {
 		return recordApply(w, cfgFile)

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -193,10 +197,38 @@ func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
 	if err != nil {
 		return nil, exitCode(1, err)
 	}
-	return func() {
-		if err := st.Unlock(cmd.Context(), info.ID); err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "Error releasing the state lock: %v\nRelease it with: rbee state unlock %s\n", err, info.ID)
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			if err := st.Unlock(context.WithoutCancel(cmd.Context()), info.ID); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Error releasing the state lock: %v\nRelease it with: rbee state unlock %s\n", err, info.ID)
+			}
+		})
+	}
+	if op != "plan" && op != "state rm" {
+		return release, nil // apply, destroy and refresh handle signals themselves
+	}
+	// Ctrl-C during a slow refresh must not leave a stale lock behind.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			release()
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nInterrupted: rbee %s stopped; nothing was changed and the state lock was released.\n", op)
+			code := 130
+			if sig == syscall.SIGTERM {
+				code = 143
+			}
+			os.Exit(code)
+		case <-done:
 		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+		release()
 	}, nil
 }
 
