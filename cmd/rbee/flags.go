@@ -12,7 +12,8 @@ import (
 // that some command registers as a long flag are rewritten, so values such as
 // "-1" or a prompt that starts with a dash pass through untouched.
 func normalizeSingleDashFlags(root *cobra.Command, args []string) {
-	long := map[string]bool{}
+	// cobra adds --help lazily, so it is not registered yet.
+	long := map[string]bool{"help": true}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		add := func(f *pflag.Flag) { long[f.Name] = true }
