@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -109,6 +110,7 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 				return err
 			}
 			defer unlock()
+			defer cancelOnInterrupt(cmd, unlock, "Refresh cancelled.")()
 			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: applier.NewRefresher(st.Dir())})
 			if err != nil {
 				return exitCode(1, err)
@@ -166,6 +168,8 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 		return err
 	}
 	defer unlock()
+	guard := cancelOnInterrupt(cmd, unlock, "Apply cancelled.")
+	defer guard()
 	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
 		opts.Refresher = applier.NewRefresher(st.Dir())
@@ -190,7 +194,36 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 			return exitCode(1, errors.New("apply cancelled: nothing was changed"))
 		}
 	}
-	return execute(cmd, st, p)
+	return execute(cmd, st, p, guard)
+}
+
+// cancelOnInterrupt makes Ctrl-C (or SIGTERM) before execution starts print
+// msg, release the state lock through unlock and exit with status 130 (143
+// for SIGTERM). The returned func stops it; it is safe to call more than once.
+func cancelOnInterrupt(cmd *cobra.Command, unlock func(), msg string) func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(cmd.ErrOrStderr(), "\n%s Nothing was changed and the state lock was released.\n", msg)
+			unlock()
+			code := 130
+			if sig == syscall.SIGTERM {
+				code = 143
+			}
+			os.Exit(code)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+		})
+	}
 }
 
 // confirm asks question and reports whether the answer is "yes".
@@ -222,6 +255,8 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer unlock()
+	guard := cancelOnInterrupt(cmd, unlock, "Apply cancelled.")
+	defer guard()
 	if err := p.Stale(snap, hash); err != nil {
 		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, err))
 	}
@@ -229,17 +264,20 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), (&applier.Result{}).Summary())
 		return nil
 	}
-	return execute(cmd, st, p)
+	return execute(cmd, st, p, guard)
 }
 
 // execute runs the plan with Ctrl-C handling and prints the outcome.
-func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan) error {
+// stopGuard ends the pre-execution interrupt handling once execute's own
+// handler is installed, so no signal falls between the two.
+func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, stopGuard func()) error {
 	out := cmd.OutOrStdout()
 	stop, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	stopGuard()
 	go func() {
 		select {
 		case <-sigs:
