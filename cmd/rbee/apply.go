@@ -68,6 +68,9 @@ exits with status 130.
 Exit status: 0 applied, 1 error or a change failed, 130 interrupted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkParallelism(cmd); err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				return applyPlanFile(cmd, args[0])
 			}
@@ -89,6 +92,9 @@ every hive (removing its install dir), and empty the state. Asks for
 confirmation unless -auto-approve.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkParallelism(cmd); err != nil {
+				return err
+			}
 			return planAndApply(cmd, f, true)
 		},
 	}
@@ -146,6 +152,14 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 	cmd.Flags().Bool("no-color", false, "never colour the output")
 	addLockFlags(cmd.Flags())
 	return cmd
+}
+
+// checkParallelism refuses a -parallelism below 1, which would run nothing.
+func checkParallelism(cmd *cobra.Command) error {
+	if n := mustSettings(cmd).GetInt("parallelism"); n < 1 {
+		return exitCode(1, fmt.Errorf("-parallelism must be at least 1, got %d", n))
+	}
+	return nil
 }
 
 // planAndApply plans (a destroy plan when destroy is set), shows the plan,
