@@ -360,6 +360,21 @@ func TestRefresh(t *testing.T) {
 	if len(ro.Changes) != 0 || !ro.HasChanges() {
 		t.Fatalf("refresh-only: %v", summary(ro))
 	}
+	for _, tc := range []struct {
+		opts      RenderOptions
+		want, not string
+	}{
+		{RenderOptions{}, "Apply it with `rbee refresh`", ""},
+		{RenderOptions{Recording: true}, "1 object(s) changed outside of rbee.", "rbee refresh"},
+	} {
+		var buf bytes.Buffer
+		if err := Render(&buf, ro, tc.opts); err != nil {
+			t.Fatal(err)
+		}
+		if out := buf.String(); !strings.Contains(out, tc.want) || (tc.not != "" && strings.Contains(out, tc.not)) {
+			t.Errorf("Render(%+v) = %q, want %q and not %q", tc.opts, out, tc.want, tc.not)
+		}
+	}
 	_, err := Make(context.Background(), cfg, snap, Options{Refresher: &plannertest.Refresher{Err: errors.New("boom")}})
 	if err == nil || !strings.Contains(err.Error(), "-refresh=false") {
 		t.Fatalf("refresh error: %v", err)

@@ -11,6 +11,9 @@ import (
 // RenderOptions tune human output.
 type RenderOptions struct {
 	Color bool // ANSI colours; the caller decides (a terminal, and NO_COLOR unset)
+	// Recording is set by rbee refresh, which records the drift itself: a
+	// refresh-only plan then does not tell to run rbee refresh.
+	Recording bool
 }
 
 const (
@@ -76,6 +79,8 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) error {
 		} else {
 			fmt.Fprintln(bw, "No changes. The state was not refreshed (no live refresh is available), so no drift can be reported.")
 		}
+	case p.RefreshOnly && opts.Recording:
+		fmt.Fprintf(bw, "%d object(s) changed outside of rbee.\n", len(p.Drift))
 	case p.RefreshOnly:
 		fmt.Fprintf(bw, "Refresh-only plan: %d object(s) changed outside of rbee. Apply it with `rbee refresh` to record them.\n", len(p.Drift))
 	case len(p.Changes) == 0:

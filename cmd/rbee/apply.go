@@ -121,7 +121,7 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 			if err != nil {
 				return exitCode(1, err)
 			}
-			if err := planner.Render(cmd.OutOrStdout(), p, planner.RenderOptions{Color: colorFor(cmd, cmd.OutOrStdout())}); err != nil {
+			if err := planner.Render(cmd.OutOrStdout(), p, planner.RenderOptions{Color: colorFor(cmd, cmd.OutOrStdout()), Recording: true}); err != nil {
 				return exitCode(1, err)
 			}
 			var records []state.Record
@@ -141,7 +141,7 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 					unreachable++
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "\nRefresh complete: %d of %d records updated", len(records), snap.Len())
+			fmt.Fprintf(cmd.OutOrStdout(), "\nRecorded %d change(s) in the state (%d records checked)", len(records), snap.Len())
 			if unreachable > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "; %d node(s) unreachable", unreachable)
 			}
