@@ -49,7 +49,11 @@ func addApplyFlags(cmd *cobra.Command, f *applyFlags) {
 func newApplyCmd() *cobra.Command {
 	var f applyFlags
 	cmd := &cobra.Command{
-		Use:   "apply [PLANFILE]",
+		Use: "apply [PLANFILE]",
+		Example: `  rbee apply                               # refresh, plan, ask, apply
+  rbee apply -auto-approve                 # no question (CI)
+  rbee apply -target pool.chat             # only the chat pool and what it needs
+  rbee plan -out fleet.plan && rbee apply fleet.plan   # exactly the reviewed plan`,
 		Short: "Make the fleet match the configuration",
 		Long: `Make the fleet match the configuration: install or upgrade hives over SSH
 (or on this machine), provision models, start and stop workers.
@@ -85,7 +89,9 @@ Exit status: 0 applied, 1 error or a change failed, 130 interrupted.`,
 func newDestroyCmd() *cobra.Command {
 	var f applyFlags
 	cmd := &cobra.Command{
-		Use:   "destroy",
+		Use: "destroy",
+		Example: `  rbee destroy                             # show what goes, then ask
+  rbee destroy -auto-approve               # no question`,
 		Short: "Stop and remove everything rbee manages",
 		Long: `Stop every worker, remove the models rbee provisioned, stop and uninstall
 every hive (removing its install dir), and empty the state. Asks for
@@ -104,7 +110,9 @@ confirmation unless -auto-approve.`,
 
 func newRefreshCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "refresh",
+		Use: "refresh",
+		Example: `  rbee refresh                             # record what really runs
+  rbee plan -refresh-only                  # only show the drift, record nothing`,
 		Short: "Update the state from the live hives",
 		Long: `Ask every hive in the state for what really runs (GET /v1/state) and
 record it: unreachable nodes, crashed or failed workers, deleted or changed
