@@ -3,6 +3,7 @@ package applier
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -157,8 +158,8 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 		w.ID = id
 		w.State = workerState(lw.State)
 		w.PID, w.URL, w.Restarts = lw.PID, lw.URL, lw.Restarts
-		if lw.Port != 0 && w.Port == 0 {
-			w.Port = lw.Port
+		if lw.Port != 0 {
+			w.Port = lw.Port // a restarted worker may listen elsewhere
 		}
 	}
 }
@@ -191,4 +192,52 @@ func shortErr(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// Changed returns the records of live (a refreshed copy of recorded) whose
+// content differs from the recorded one, contact and update times aside:
+// every live field (pid, port, url, state, restarts, model size...) that
+// refresh learned, for the caller to write to the state.
+func Changed(recorded, live *state.Snapshot) []state.Record {
+	var out []state.Record
+	for _, a := range live.Addrs() {
+		after, _ := live.Get(a)
+		before, ok := recorded.Get(a)
+		if !ok || !sameContent(before, after) {
+			out = append(out, after)
+		}
+	}
+	return out
+}
+
+// sameContent compares two records ignoring when they were last contacted
+// or updated.
+func sameContent(a, b state.Record) bool {
+	switch x := a.(type) {
+	case *state.NodeRecord:
+		y, ok := b.(*state.NodeRecord)
+		if !ok {
+			return false
+		}
+		xc, yc := *x, *y
+		xc.LastContact, yc.LastContact = time.Time{}, time.Time{}
+		return reflect.DeepEqual(xc, yc)
+	case *state.ModelRecord:
+		y, ok := b.(*state.ModelRecord)
+		if !ok {
+			return false
+		}
+		xc, yc := *x, *y
+		xc.UpdatedAt, yc.UpdatedAt = time.Time{}, time.Time{}
+		return xc == yc
+	case *state.WorkerRecord:
+		y, ok := b.(*state.WorkerRecord)
+		if !ok {
+			return false
+		}
+		xc, yc := *x, *y
+		xc.UpdatedAt, yc.UpdatedAt = time.Time{}, time.Time{}
+		return xc == yc
+	}
+	return reflect.DeepEqual(a, b)
 }

@@ -125,19 +125,15 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 			}
 			defer unlock()
 			defer cancelOnInterrupt(cmd, unlock, "Refresh cancelled.")()
-			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: applier.NewRefresher(st.Dir())})
+			live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
+			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: live})
 			if err != nil {
 				return exitCode(1, err)
 			}
 			if err := planner.Render(cmd.OutOrStdout(), p, planner.RenderOptions{Color: colorFor(cmd, cmd.OutOrStdout()), Recording: true}); err != nil {
 				return exitCode(1, err)
 			}
-			var records []state.Record
-			for _, c := range p.Drift {
-				if c.After != nil {
-					records = append(records, c.After)
-				}
-			}
+			records := live.changed(snap)
 			if len(records) > 0 {
 				if err := st.Put(cmd.Context(), records...); err != nil {
 					return exitCode(1, err)
@@ -160,6 +156,44 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 	cmd.Flags().Bool("no-color", false, "never colour the output")
 	addLockFlags(cmd.Flags())
 	return cmd
+}
+
+// capturingRefresher keeps the snapshot its Refresher returned, so what
+// refresh learned can be written to the state.
+type capturingRefresher struct {
+	planner.Refresher
+	live *state.Snapshot
+}
+
+// Refresh refreshes and keeps the result.
+func (c *capturingRefresher) Refresh(ctx context.Context, snap *state.Snapshot) (*state.Snapshot, error) {
+	live, err := c.Refresher.Refresh(ctx, snap)
+	if err == nil {
+		c.live = live
+	}
+	return live, err
+}
+
+// changed lists the refreshed records that differ from recorded (none when
+// no refresh ran).
+func (c *capturingRefresher) changed(recorded *state.Snapshot) []state.Record {
+	if c.live == nil {
+		return nil
+	}
+	return applier.Changed(recorded, c.live)
+}
+
+// recordRefresh writes what the refresh before a plan learned (a restarted
+// worker's pid and port, a model whose download finished) to the state.
+func recordRefresh(cmd *cobra.Command, st *state.Store, recorded *state.Snapshot, live *capturingRefresher) error {
+	records := live.changed(recorded)
+	if len(records) == 0 {
+		return nil
+	}
+	if err := st.Put(cmd.Context(), records...); err != nil {
+		return exitCode(1, fmt.Errorf("recording the refreshed state: %w", err))
+	}
+	return nil
 }
 
 // checkParallelism refuses a -parallelism below 1, which would run nothing.
@@ -193,8 +227,9 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 	guard := cancelOnInterrupt(cmd, unlock, "Apply cancelled.")
 	defer guard()
 	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
+	live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
-		opts.Refresher = applier.NewRefresher(st.Dir())
+		opts.Refresher = live
 	}
 	p, err := planner.Make(cmd.Context(), cfg, snap, opts)
 	if err != nil {
@@ -204,6 +239,9 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 		return exitCode(1, err)
 	}
 	if !p.HasChanges() {
+		if err := recordRefresh(cmd, st, snap, live); err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "\n%s\n", (&applier.Result{}).Summary())
 		return nil
 	}
@@ -215,6 +253,9 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 		if !confirm(cmd.InOrStdin(), out, question) {
 			return exitCode(1, errors.New("apply cancelled: nothing was changed"))
 		}
+	}
+	if err := recordRefresh(cmd, st, snap, live); err != nil {
+		return err
 	}
 	return execute(cmd, st, p, guard)
 }
