@@ -2,13 +2,16 @@ package applier
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -102,6 +105,10 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 	if l.State == nil {
 		n.Status = state.NodeUnreachable
 		n.Warnings = []string{fmt.Sprintf("hive at %s does not answer: %s", n.HiveURL, shortErr(l.Err))}
+		var apiErr *api.Error
+		if errors.As(l.Err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+			n.Warnings = []string{planner.TokenRefused}
+		}
 		return
 	}
 	st := l.State

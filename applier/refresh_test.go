@@ -2,11 +2,14 @@ package applier
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -36,6 +39,12 @@ func TestMerge(t *testing.T) {
 			func(t *testing.T, s *state.Snapshot) {
 				if len(s.Node("n1").Warnings) == 0 {
 					t.Error("no warning says why the node is unreachable")
+				}
+			}},
+		{"token refused", func() Live { return Live{Err: &api.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED"}} }, state.NodeUnreachable, state.ModelReady, state.WorkerIdle,
+			func(t *testing.T, s *state.Snapshot) {
+				if w := s.Node("n1").Warnings; !slices.Equal(w, []string{planner.TokenRefused}) {
+					t.Errorf("warnings %q do not say the hive refused the token", w)
 				}
 			}},
 		{"worker gone", func() Live { st := healthy(); st.Workers = nil; return Live{State: st} }, state.NodeReady, state.ModelReady, state.WorkerMissing, nil},

@@ -171,6 +171,19 @@ Feature: apply makes two SSH machines match the file
     When I run "rbee plan -detailed-exitcode"
     Then the exit code is 0
 
+  Scenario: a hive that refuses the token is named as such, and apply heals it
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "umask 077 && echo not-the-token > fleet/.rbee/hive-tokens/n1"
+    And I run "rbee plan -detailed-exitcode"
+    Then the exit code is 2
+    And stdout contains "~ node.n1: hive refused the token (401): rbee apply will reinstall the token"
+    And stdout does not contain "node unreachable"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0
+
   Scenario: destroy leaves nothing behind
     When I run "rbee apply -auto-approve"
     Then the command succeeds

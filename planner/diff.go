@@ -281,6 +281,10 @@ func diffNode(w, h *state.NodeRecord) *Change {
 	}
 	switch h.Status {
 	case state.NodeUnreachable:
+		if slices.Contains(h.Warnings, TokenRefused) {
+			update = append(update, TokenRefused)
+			break
+		}
 		r := "node unreachable"
 		if !h.LastContact.IsZero() {
 			r += " (last contact " + h.LastContact.UTC().Format(time.RFC3339) + ")"
@@ -631,6 +635,11 @@ func filterTargets(changes []*Change, targets []string) ([]*Change, []string) {
 	}
 	return out, unmatched
 }
+
+// TokenRefused is the node warning refresh records when the hive answers but
+// refuses rbee's token (401): the node is planned as unreachable, and apply
+// reinstalls the hive with a fresh token.
+const TokenRefused = "hive refused the token (401): rbee apply will reinstall the token"
 
 // Drift lists how the refreshed snapshot differs from the recorded one, as
 // changes: Update for a record whose live status differs, Delete for a record

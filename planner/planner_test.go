@@ -262,6 +262,14 @@ func TestDiffRules(t *testing.T) {
 			},
 		},
 		{
+			name: "hive refuses the token",
+			mutate: func(s *state.Snapshot) {
+				s.Node("gpu1").Status = state.NodeUnreachable
+				s.Node("gpu1").Warnings = []string{TokenRefused}
+			},
+			want: []string{"~ node.gpu1: hive refused the token (401): rbee apply will reinstall the token"},
+		},
+		{
 			name: "records not in the configuration are deleted",
 			mutate: func(s *state.Snapshot) {
 				s.Put(state.NodeRecord{Name: "old", Connection: "local"})
