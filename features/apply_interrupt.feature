@@ -11,7 +11,9 @@ Feature: Ctrl-C before apply executes releases the state lock
         connection = "local"
       }
       """
-    When I start "sleep 30 | rbee apply" in the background as "apply"
+    # stdin stays open, as a terminal's does: the writer ignores the SIGINT
+    # sent to the whole process group, so rbee never reads end-of-file.
+    When I start "(trap '' INT; exec sleep 30) | rbee apply" in the background as "apply"
     And "apply" prints "Enter a value:"
     And I send SIGINT to "apply"
     Then "apply" exits with code 130
