@@ -106,18 +106,24 @@ Feature: the llama.cpp worker
     Then the worker reports 1 of 1 slots free
 
   Scenario: a request that finds every slot busy gets 503 ALL_SLOTS_BUSY
-    Given a ready worker on the tiny model with "--slots 1 --ctx-size 8192"
+    Given a ready worker on the tiny model with "--slots 2 --ctx-size 8192"
     When I start streaming to "/v1/inference" on the worker as "long":
       """
       {"prompt": "Tell me a long story", "max_tokens": 8000, "ignore_eos": true}
       """
+    And I start streaming to "/v1/inference" on the worker as "long2":
+      """
+      {"prompt": "Tell me another long story", "max_tokens": 8000, "ignore_eos": true}
+      """
     And the stream "long" has received 2 token events
+    And the stream "long2" has received 2 token events
     And I POST to "/v1/inference" on the worker:
       """
       {"prompt": "me too", "max_tokens": 4}
       """
     Then the response status is 503
     And the response JSON "error.code" is "ALL_SLOTS_BUSY"
+    And the response JSON "error.message" matches "^all 2 slots of this worker are busy"
     And the response header "Retry-After" is "1"
     When I GET "/v1/ready" from the worker
     Then the response JSON "state" is "busy"
@@ -309,6 +315,19 @@ Feature: the llama.cpp worker
     When I run "rbee worker --model tiny.gguf --port ${PORT}"
     Then the exit code is 1
     And stderr contains "pick another --port"
+
+  Scenario Outline: a port outside 1024-65535 is refused
+    # timeout only ends a worker that wrongly starts serving; it then exits 124, not 1.
+    When I run "timeout 30 rbee worker --model tiny.gguf --port <port>"
+    Then the exit code is 1
+    And stderr contains "--port must be 1024-65535"
+
+    Examples:
+      | port  |
+      | 0     |
+      | 80    |
+      | 1023  |
+      | 65536 |
 
   Scenario: 1000 random request bodies do not crash the worker
     Given a ready worker on the tiny model with "--ctx-size 64"

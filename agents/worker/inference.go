@@ -200,7 +200,7 @@ func (s *Server) startJob(r *http.Request, eng *engine.Engine, id string, req en
 		cancel()
 		switch {
 		case errors.Is(err, engine.ErrBusy):
-			_, total := eng.Slots()
+			total, _ := eng.Slots()
 			return nil, api.Errorf(http.StatusServiceUnavailable, "ALL_SLOTS_BUSY", "all %d slots of this worker are busy; retry shortly or use another worker", total)
 		case errors.Is(err, engine.ErrClosed):
 			return nil, api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")

@@ -29,6 +29,14 @@ import (
 	"github.com/rbee-dev/rbee/engine/cpu"
 )
 
+// MinPort and MaxPort bound the port a worker may listen on; ports below
+// MinPort are reserved for system services, and 0 ("any free port") is
+// refused because the hive always assigns an explicit port.
+const (
+	MinPort = 1024
+	MaxPort = 65535
+)
+
 // Config is how a worker runs. ModelPath and Port are required.
 type Config struct {
 	ModelPath   string
@@ -67,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ModelPath == "" {
 		return nil, errors.New("--model PATH is required: the GGUF file to serve")
 	}
-	if cfg.Port < 1 || cfg.Port > 65535 {
-		return nil, fmt.Errorf("--port %d is out of range: use 1024-65535", cfg.Port)
+	if cfg.Port < MinPort || cfg.Port > MaxPort {
+		return nil, fmt.Errorf("--port must be %d-%d, got %d: ports below %d are reserved for system services", MinPort, MaxPort, cfg.Port, MinPort)
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"

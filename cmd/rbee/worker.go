@@ -23,14 +23,16 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker --model PATH --port N",
 		Short: "Serve one GGUF model over HTTP (native SSE and OpenAI-compatible)",
 		Long: `Serve one GGUF model with llama.cpp. Several requests share the model's slots
-and are decoded in one batch. The hive starts workers; run one by hand to try a model:
+and are decoded in one batch. The hive starts workers; run one by hand to try a model.
 
-  rbee model synth --preset tiny --out tiny.gguf
-  rbee worker --model tiny.gguf --port 8001
-  curl -N localhost:8001/v1/inference -d '{"prompt":"Once upon a time","max_tokens":20}'
+--port must be 1024-65535. Binding an address other than loopback needs --token-file
+(a 0600 file holding the bearer token). SIGTERM stops accepting, cancels running jobs
+and exits 0.`,
+		Example: `  # make a tiny model and serve it on port 8001
+  rbee model synth --preset tiny --out tiny.gguf && rbee worker --model tiny.gguf --port 8001
 
-Binding an address other than loopback needs --token-file (a 0600 file holding the
-bearer token). SIGTERM stops accepting, cancels running jobs and exits 0.`,
+  # in another terminal: stream tokens as server-sent events
+  curl -N localhost:8001/v1/inference -d '{"prompt":"Once upon a time","max_tokens":20}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -65,7 +67,7 @@ bearer token). SIGTERM stops accepting, cancels running jobs and exits 0.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ModelPath, "model", "", "GGUF model file to serve (required)")
-	f.IntVar(&cfg.Port, "port", 0, "TCP port to listen on (required)")
+	f.IntVar(&cfg.Port, "port", 0, "TCP port to listen on, 1024-65535 (required)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on; non-loopback needs --token-file")
 	f.IntVar(&cfg.Slots, "slots", 4, "requests decoded together (continuous batching)")
 	f.IntVar(&cfg.CtxSize, "ctx-size", 2048, "context length of each slot, in tokens")
