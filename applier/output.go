@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rbee-dev/rbee/gguf"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -81,25 +82,12 @@ func (c *console) progress(addr string) (update func(bytes, total int64, rate fl
 		}
 		lastPct, lastAt = pct, now
 		if total > 0 {
-			c.printf("%s: downloaded %s of %s (%d%%, %s/s)\n", addr, humanBytes(bytes), humanBytes(total), pct, humanBytes(int64(rate)))
+			c.printf("%s: downloaded %s of %s (%d%%, %s/s)\n", addr, gguf.FormatBytes(bytes), gguf.FormatBytes(total), pct, gguf.FormatBytes(int64(rate)))
 		} else {
-			c.printf("%s: downloaded %s (%s/s)\n", addr, humanBytes(bytes), humanBytes(int64(rate)))
+			c.printf("%s: downloaded %s (%s/s)\n", addr, gguf.FormatBytes(bytes), gguf.FormatBytes(int64(rate)))
 		}
 	}
 	return update, func() {}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func roundDuration(d time.Duration) string {

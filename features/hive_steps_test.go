@@ -748,23 +748,9 @@ func hiveJSONPath(body []byte, path string) (any, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("not JSON (%v): %s", err, body)
 	}
-	for _, key := range strings.Split(path, ".") {
-		switch cur := v.(type) {
-		case map[string]any:
-			next, ok := cur[key]
-			if !ok {
-				return nil, fmt.Errorf("no %q in %s", key, body)
-			}
-			v = next
-		case []any:
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 || i >= len(cur) {
-				return nil, fmt.Errorf("no index %q in %s", key, body)
-			}
-			v = cur[i]
-		default:
-			return nil, fmt.Errorf("cannot read %q of %v", key, v)
-		}
+	v, err := jsonPath(v, path)
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s", err, body)
 	}
 	if f, ok := v.(float64); ok && f == float64(int64(f)) {
 		return int64(f), nil
