@@ -407,7 +407,7 @@ func (e *Engine) finish(s *Stream, reason StopReason, err error) {
 }
 
 // finishAt ends a sequence: it frees the slot's KV cells and sampler, closes
-// the channel and returns the slot.
+// returns the slot and closes the channel.
 func (e *Engine) finishAt(s *Stream, reason StopReason, err error, now time.Time) {
 	if s.finished {
 		return
@@ -421,8 +421,10 @@ func (e *Engine) finishAt(s *Stream, reason StopReason, err error, now time.Time
 	e.lc.KvCacheSeqRm(s.slot, -1, -1)
 	freeSampler(s.sampler)
 	s.sampler = nil
-	close(s.ch)
+	// Return the slot before closing the channel: whoever sees the end of the
+	// stream must also see the slot free.
 	e.release(s.slot)
+	close(s.ch)
 }
 
 // stopAll ends every sequence because the engine is closing.
