@@ -588,12 +588,11 @@ func (d *decoder) decodeNode(ctx *hcl.EvalContext, b *hcl.Block) *Node {
 	if n.Connection == ConnectionSSH && n.InstallMode == "" {
 		n.InstallMode = InstallSetsid
 	}
+	n.Binary = expandHome(n.Binary, d.env["HOME"])
 	if n.Connection == ConnectionSSH {
 		n.Identity = expandHome(n.Identity, d.env["HOME"])
 		n.KnownHosts = expandHome(n.KnownHosts, d.env["HOME"])
-		n.Binary = expandHome(n.Binary, d.env["HOME"])
 	} else {
-		n.Binary = expandHome(n.Binary, d.env["HOME"])
 		n.Port = 0
 	}
 	if n.InstallDir == "" {
