@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cucumber/godog"
@@ -143,16 +142,6 @@ func registerApplySteps(sc *godog.ScenarioContext, w *world) {
 			return err
 		}
 		// SIGKILL: the hive gets no chance to stop its workers, like a crash.
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			return err
-		}
-		return eventually(10*time.Second, func() error {
-			if syscall.Kill(pid, 0) == nil {
-				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
-					return fmt.Errorf("hive pid %d still runs", pid)
-				}
-			}
-			return nil
-		})
+		return killAndWait(pid, 10*time.Second)
 	})
 }

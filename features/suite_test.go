@@ -265,6 +265,22 @@ func eventually(timeout time.Duration, f func() error) error {
 	}
 }
 
+// killAndWait sends SIGKILL to pid, like a crash, and waits until the process
+// is gone (a zombie counts as gone).
+func killAndWait(pid int, timeout time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return eventually(timeout, func() error {
+		if syscall.Kill(pid, 0) == nil {
+			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
+				return fmt.Errorf("pid %d still runs", pid)
+			}
+		}
+		return nil
+	})
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

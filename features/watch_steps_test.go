@@ -287,17 +287,7 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 			return err
 		}
 		w.vars["KILLED_HIVE_PID"] = strconv.Itoa(pid)
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			return err
-		}
-		return untilOK(10*time.Second, func() error {
-			if syscall.Kill(pid, 0) == nil {
-				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
-					return fmt.Errorf("hive %d still runs", pid)
-				}
-			}
-			return nil
-		})
+		return killAndWait(pid, 10*time.Second)
 	})
 	sc.Step(`^a new local hive answers$`, func() error {
 		return untilOK(2*time.Minute, func() error {
