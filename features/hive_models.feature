@@ -59,6 +59,30 @@ Feature: The hive provisions models
     And the Hugging Face server got 2 GETs of the file bytes
     And the Hugging Face server got a GET with a Range header
 
+  Scenario Outline: A download stopped by a hive <stop> continues from its partial file
+    Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
+    And the Hugging Face server sends at most 400000 bytes per second
+    And a hive
+    When I start a PUT of "/v1/models/tiny" on the hive:
+      """
+      {"source": "hf:acme/tiny-GGUF", "file": "tiny.gguf"}
+      """
+    And the hive's data dir holds a partial download of "tiny"
+    And I <how>
+    And I PUT "/v1/models/tiny" on the hive:
+      """
+      {"source": "hf:acme/tiny-GGUF", "file": "tiny.gguf"}
+      """
+    Then the hive answers 200
+    And the hive's JSON "sha256" is "${HF_SHA256}"
+    And the Hugging Face server got a GET with a Range header
+    And the hive's catalog has the model "tiny" with sha256 "${HF_SHA256}"
+
+    Examples:
+      | stop     | how                                 |
+      | shutdown | restart the hive                    |
+      | crash    | kill -9 the hive and start it again |
+
   Scenario: A stalled download is retried after the stall timeout
     Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
     And the Hugging Face server stalls once after 1000 bytes

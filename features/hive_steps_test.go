@@ -330,23 +330,23 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 	sc.Step(`^no process of the hive or its workers is left$`, hw.noneLeft)
-	sc.Step(`^I restart the hive$`, func() error {
-		hw.rememberPIDs()
-		for id, ws := range hw.lastWorkers() {
-			hw.oldPIDs[id] = ws
-		}
-		if err := syscall.Kill(hw.proc.cmd.Process.Pid, syscall.SIGTERM); err != nil {
-			return err
-		}
-		select {
-		case <-hw.proc.done:
-		case <-time.After(40 * time.Second):
-			return fmt.Errorf("the hive did not stop within 40 s")
-		}
-		if err := hw.noneLeft(); err != nil {
-			return fmt.Errorf("after the hive stopped: %w", err)
-		}
-		return hw.launch(hw.line)
+	sc.Step(`^I restart the hive$`, func() error { return hw.restart(syscall.SIGTERM) })
+	sc.Step(`^I kill -9 the hive and start it again$`, func() error { return hw.restart(syscall.SIGKILL) })
+	sc.Step(`^I start a PUT of "([^"]*)" on the hive:$`, func(path string, body *godog.DocString) error {
+		h := &hiveWorld{w: w, url: hw.url}
+		go h.do(http.MethodPut, path, []byte(w.expand(body.Content)), hw.token, false) // its answer is not awaited
+		return nil
+	})
+	sc.Step(`^the hive's data dir holds a partial download of "([^"]*)"$`, func(name string) error {
+		return eventually(20*time.Second, func() error {
+			matches, _ := filepath.Glob(filepath.Join(hw.dataDir, "models", name, "*.partial"))
+			for _, m := range matches {
+				if fi, err := os.Stat(m); err == nil && fi.Size() > 0 {
+					return nil
+				}
+			}
+			return fmt.Errorf("no partial download of %s with bytes in it", name)
+		})
 	})
 
 	sc.Step(`^I send (\d+) random requests to the hive$`, hw.fuzzRequests)
@@ -385,6 +385,29 @@ func (hw *hiveWorld) start(args string) error {
 	hw.w.vars["HIVE"] = hw.url
 	line := fmt.Sprintf("exec rbee hive --listen 127.0.0.1:%d --health-interval 1s --stall-timeout 2s %s", port, args)
 	return hw.launch(line)
+}
+
+// restart stops the hive with sig, waits for it and starts it again with the
+// same command line. After SIGTERM no worker of the hive may be left.
+func (hw *hiveWorld) restart(sig syscall.Signal) error {
+	hw.rememberPIDs()
+	for id, ws := range hw.lastWorkers() {
+		hw.oldPIDs[id] = ws
+	}
+	if err := syscall.Kill(hw.proc.cmd.Process.Pid, sig); err != nil {
+		return err
+	}
+	select {
+	case <-hw.proc.done:
+	case <-time.After(40 * time.Second):
+		return fmt.Errorf("the hive did not stop within 40 s of %v", sig)
+	}
+	if sig == syscall.SIGTERM {
+		if err := hw.noneLeft(); err != nil {
+			return fmt.Errorf("after the hive stopped: %w", err)
+		}
+	}
+	return hw.launch(hw.line)
 }
 
 func (hw *hiveWorld) launch(line string) error {

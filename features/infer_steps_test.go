@@ -228,13 +228,14 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return nil
 	})
-	sc.Step(`^the output of "([^"]*)" contains "((?:[^"\\]|\\.)*)"$`, func(name, want string) error {
+	sc.Step(`^the output of "([^"]*)" (contains|does not contain) "((?:[^"\\]|\\.)*)"$`, func(name, which, want string) error {
 		p, err := w.proc(name)
 		if err != nil {
 			return err
 		}
-		if want = unquote(want); !strings.Contains(p.out.String(), want) {
-			return fmt.Errorf("the output of %s lacks %q:\n%s", name, want, tail(p.out.String(), 20))
+		want = unquote(want)
+		if got := strings.Contains(p.out.String(), want); got != (which == "contains") {
+			return fmt.Errorf("the output of %s %s %q:\n%s", name, map[bool]string{true: "contains", false: "lacks"}[got], want, tail(p.out.String(), 20))
 		}
 		return nil
 	})

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -119,12 +118,11 @@ record it: unreachable nodes, crashed or failed workers, deleted or changed
 model files, replaced hive binaries. Nothing on the nodes is changed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, snap, unlock, err := lockedSnapshot(cmd, "refresh")
+			st, snap, lock, err := lockedSnapshot(cmd, "refresh")
 			if err != nil {
 				return err
 			}
-			defer unlock()
-			defer cancelOnInterrupt(cmd, unlock, "Refresh cancelled.")()
+			defer lock.Release()
 			live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
 			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: live})
 			if err != nil {
@@ -219,13 +217,11 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 	if destroy {
 		op = "destroy"
 	}
-	st, snap, unlock, err := lockedSnapshot(cmd, op)
+	st, snap, lock, err := lockedSnapshot(cmd, op)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	guard := cancelOnInterrupt(cmd, unlock, "Apply cancelled.")
-	defer guard()
+	defer lock.Release()
 	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
 	live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
@@ -257,36 +253,7 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 	if err := recordRefresh(cmd, st, snap, live); err != nil {
 		return err
 	}
-	return execute(cmd, st, p, guard)
-}
-
-// cancelOnInterrupt makes Ctrl-C (or SIGTERM) before execution starts print
-// msg, release the state lock through unlock and exit with status 130 (143
-// for SIGTERM). The returned func stops it; it is safe to call more than once.
-func cancelOnInterrupt(cmd *cobra.Command, unlock func(), msg string) func() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-sigs:
-			fmt.Fprintf(cmd.ErrOrStderr(), "\n%s Nothing was changed and the state lock was released.\n", msg)
-			unlock()
-			code := 130
-			if sig == syscall.SIGTERM {
-				code = 143
-			}
-			os.Exit(code)
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(sigs)
-			close(done)
-		})
-	}
+	return execute(cmd, st, p, lock)
 }
 
 // confirm asks question and reports whether the answer is "yes".
@@ -313,13 +280,11 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 	if cfg, diags := config.Load(configPath(cmd), config.LoadOptions{StateDir: stateDir(cmd)}); !diags.HasErrors() && cfg != nil {
 		hash = cfg.Hash()
 	}
-	st, snap, unlock, err := lockedSnapshot(cmd, "apply")
+	st, snap, lock, err := lockedSnapshot(cmd, "apply")
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	guard := cancelOnInterrupt(cmd, unlock, "Apply cancelled.")
-	defer guard()
+	defer lock.Release()
 	if err := p.Stale(snap, hash); err != nil {
 		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, err))
 	}
@@ -327,20 +292,20 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), (&applier.Result{}).Summary())
 		return nil
 	}
-	return execute(cmd, st, p, guard)
+	return execute(cmd, st, p, lock)
 }
 
 // execute runs the plan with Ctrl-C handling and prints the outcome.
-// stopGuard ends the pre-execution interrupt handling once execute's own
-// handler is installed, so no signal falls between the two.
-func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, stopGuard func()) error {
+// The lock's interrupt handling is handed off once execute's own handler is
+// installed, so no signal falls between the two.
+func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, lock *heldLock) error {
 	out := cmd.OutOrStdout()
 	stop, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	stopGuard()
+	lock.Handoff()
 	go func() {
 		select {
 		case <-sigs:

@@ -167,56 +167,69 @@ func openState(cmd *cobra.Command) (*state.Store, error) {
 }
 
 // lockedSnapshot opens the state, takes its lock for op (unless -lock=false)
-// and reads a snapshot under it. The returned func releases the lock.
-func lockedSnapshot(cmd *cobra.Command, op string) (*state.Store, *state.Snapshot, func(), error) {
+// and reads a snapshot under it. Release the returned lock when done.
+func lockedSnapshot(cmd *cobra.Command, op string) (*state.Store, *state.Snapshot, *heldLock, error) {
 	st, err := openState(cmd)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	unlock, err := lockState(cmd, st, op)
+	lock, err := lockState(cmd, st, op)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	snap, err := st.Snapshot(cmd.Context())
 	if err != nil {
-		unlock()
+		lock.Release()
 		return nil, nil, nil, exitCode(1, err)
 	}
-	return st, snap, unlock, nil
+	return st, snap, lock, nil
+}
+
+// heldLock is the state lock one command holds. Until Handoff or Release,
+// Ctrl-C (or SIGTERM) releases it and exits with status 130 (143), so an
+// interrupted plan or a declined apply never leaves a stale lock behind.
+type heldLock struct {
+	release func()
+	once    sync.Once
+	stop    func()
+}
+
+// Handoff ends the interrupt handling; the caller has installed its own.
+func (l *heldLock) Handoff() { l.once.Do(l.stop) }
+
+// Release ends the interrupt handling and releases the lock.
+func (l *heldLock) Release() {
+	l.Handoff()
+	l.release()
 }
 
 // lockState takes the state lock for op unless -lock=false, waiting up to
-// -lock-timeout. The returned func releases it (and reports a failure to).
-func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
+// -lock-timeout. The interrupt handler is installed before the lock is
+// taken, so no signal falls between the two.
+func lockState(cmd *cobra.Command, st *state.Store, op string) (*heldLock, error) {
 	v := mustSettings(cmd)
-	if cmd.Flags().Lookup("lock") != nil && !v.GetBool("lock") {
-		return func() {}, nil
-	}
-	timeout := v.GetDuration("lock-timeout")
-	info, err := st.Lock(cmd.Context(), op, timeout)
-	if err != nil {
-		return nil, exitCode(1, err)
-	}
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			if err := st.Unlock(context.WithoutCancel(cmd.Context()), info.ID); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Error releasing the state lock: %v\nRelease it with: rbee state unlock %s\n", err, info.ID)
-			}
-		})
-	}
-	if op != "plan" && op != "state rm" {
-		return release, nil // apply, destroy and refresh handle signals themselves
-	}
-	// Ctrl-C during a slow refresh must not leave a stale lock behind.
+	locking := cmd.Flags().Lookup("lock") == nil || v.GetBool("lock")
+
+	// mu is held while the lock is being taken: a signal then stops the
+	// wait through lockCtx and releases whatever Lock got.
+	var mu sync.Mutex
+	var held bool
+	release := func() {}
+	lockCtx, stopWaiting := context.WithCancel(cmd.Context())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case sig := <-sigs:
-			release()
-			fmt.Fprintf(cmd.ErrOrStderr(), "\nInterrupted: rbee %s stopped; nothing was changed and the state lock was released.\n", op)
+			stopWaiting()
+			mu.Lock()
+			msg := interruptMessage(op) + " Nothing was changed"
+			if held {
+				release()
+				msg += " and the state lock was released"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "\n%s.\n", msg)
 			code := 130
 			if sig == syscall.SIGTERM {
 				code = 143
@@ -225,11 +238,48 @@ func lockState(cmd *cobra.Command, st *state.Store, op string) (func(), error) {
 		case <-done:
 		}
 	}()
-	return func() {
+	lock := &heldLock{stop: func() {
 		signal.Stop(sigs)
 		close(done)
-		release()
-	}, nil
+		stopWaiting()
+	}}
+	if !locking {
+		lock.release = func() {}
+		return lock, nil
+	}
+	mu.Lock()
+	info, err := st.Lock(lockCtx, op, v.GetDuration("lock-timeout"))
+	if err != nil {
+		mu.Unlock()
+		if lockCtx.Err() != nil && cmd.Context().Err() == nil {
+			select {} // interrupted while waiting: the handler above exits
+		}
+		lock.Handoff()
+		return nil, exitCode(1, err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := st.Unlock(context.WithoutCancel(cmd.Context()), info.ID); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Error releasing the state lock: %v\nRelease it with: rbee state unlock %s\n", err, info.ID)
+			}
+		})
+	}
+	lock.release = release
+	held = true
+	mu.Unlock()
+	return lock, nil
+}
+
+// interruptMessage is what an interrupted op prints before it exits.
+func interruptMessage(op string) string {
+	switch op {
+	case "apply", "destroy":
+		return "Apply cancelled."
+	case "refresh":
+		return "Refresh cancelled."
+	}
+	return fmt.Sprintf("Interrupted: rbee %s stopped.", op)
 }
 
 // binarySHA256 returns the checksum function the planner compares hive
@@ -397,11 +447,11 @@ Each line gives the reasons ("ctx_size 2048 → 4096", "worker crashed").
 			if err != nil {
 				return err
 			}
-			st, snap, unlock, err := lockedSnapshot(cmd, "plan")
+			st, snap, lock, err := lockedSnapshot(cmd, "plan")
 			if err != nil {
 				return err
 			}
-			defer unlock()
+			defer lock.Release()
 			opts := planner.Options{Destroy: destroy, RefreshOnly: refreshOnly, Targets: targets, BinarySHA256: binarySHA256()}
 			if refresh {
 				opts.Refresher = applier.NewRefresher(st.Dir())
@@ -539,11 +589,11 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 				}
 				addrs = append(addrs, a)
 			}
-			st, snap, unlock, err := lockedSnapshot(cmd, "state rm")
+			st, snap, lock, err := lockedSnapshot(cmd, "state rm")
 			if err != nil {
 				return err
 			}
-			defer unlock()
+			defer lock.Release()
 			var remove []state.Addr
 			for _, a := range addrs {
 				if _, ok := snap.Get(a); !ok {

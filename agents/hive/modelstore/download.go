@@ -133,8 +133,7 @@ func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
 			d.log().Warn("download attempt failed; retrying", "what", f.Describe, "attempt", attempt-1, "of", n, "retry_in", delay.Round(time.Millisecond), "err", lastErr)
 			select {
 			case <-ctx.Done():
-				os.Remove(partial)
-				return res, ctx.Err()
+				return res, ctx.Err() // the partial file stays for the next Get to resume
 			case <-time.After(delay):
 			}
 		}
@@ -146,7 +145,10 @@ func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
 				err = d.checkDisk(f, partial, r.size)
 			}
 			if err != nil {
-				if isPermanent(err) || ctx.Err() != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				if isPermanent(err) {
 					os.Remove(partial)
 					return res, unwrapPermanent(err)
 				}
@@ -157,7 +159,10 @@ func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
 		sum, size, resumed, err := d.once(ctx, f, partial, *rem)
 		res.Resumed = res.Resumed || resumed
 		if err != nil {
-			if isPermanent(err) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err() // cancelled (Ctrl-C, hive shutdown): keep the bytes for a resume
+			}
+			if isPermanent(err) {
 				os.Remove(partial)
 				return res, unwrapPermanent(err)
 			}

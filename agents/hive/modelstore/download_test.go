@@ -213,3 +213,45 @@ func TestContentRangeStart(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled download (Ctrl-C on apply, a hive shutting down) keeps its
+// bytes; the next Get continues them with a Range request.
+func TestDownloaderCancelKeepsPartialForResume(t *testing.T) {
+	blob := []byte(strings.Repeat("rbee model bytes ", 20000))
+	fs := &faultServer{blob: blob, fault: func(n int) string { return map[int]string{1: "stall"}[n] }}
+	srv := httptest.NewServer(fs.handler(t))
+	defer srv.Close()
+	dest := filepath.Join(t.TempDir(), "x.gguf")
+	f := Fetch{URL: srv.URL + "/r", Dest: dest, Describe: "x"}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // once some bytes are on disk, stop as Ctrl-C would
+		for {
+			if fi, err := os.Stat(dest + PartialSuffix); err == nil && fi.Size() > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	d := testDownloader()
+	d.StallTimeout = time.Minute
+	if _, err := d.Get(ctx, f); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Get: err = %v, want context.Canceled", err)
+	}
+	fi, err := os.Stat(dest + PartialSuffix)
+	if err != nil || fi.Size() == 0 {
+		t.Fatalf("the partial file is gone after a cancel (%v); it must stay for a resume", err)
+	}
+
+	res, err := d.Get(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || fs.ranges[len(fs.ranges)-1] != fmt.Sprintf("bytes=%d-", fi.Size()) {
+		t.Errorf("second Get sent ranges %q (resumed %v), want one from byte %d", fs.ranges, res.Resumed, fi.Size())
+	}
+	if got, _ := os.ReadFile(dest); string(got) != string(blob) {
+		t.Errorf("the resumed file differs from the source")
+	}
+}
