@@ -172,7 +172,14 @@ pool "q" {
   nodes = ["a"]
   port  = 9300
 }
+node "c" {
+  host     = "10.0.0.7"
+  identity = "` + dir + `/open_key"
+}
 `
+	if err := os.WriteFile(filepath.Join(dir, "open_key"), []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, diags := parse(t, src, LoadOptions{})
 	if !diags.HasErrors() {
 		t.Fatal("no errors")
@@ -191,6 +198,7 @@ pool "q" {
 		{"Invalid replicas", "rbee.hcl:21:14"},
 		{"Unknown backend", "rbee.hcl:22:14"},
 		{"Conflicting ports", "rbee.hcl:27:11"},
+		{"Identity readable by others", "rbee.hcl:31:14"},
 	}
 	for _, c := range cases {
 		if !strings.Contains(msg, "Error: "+c.line+": "+c.want) {

@@ -204,6 +204,8 @@ func (v *validator) node(n *Node) {
 				v.errorf(r("identity"), "Identity file not found", "identity %q of node %q cannot be read (%v); create it with ssh-keygen, fix the path, or remove identity to use ssh-agent.", n.Identity, n.Name, errReason(err))
 			} else if fi.IsDir() {
 				v.errorf(r("identity"), "Identity is a folder", "identity %q of node %q is a folder; point it at a private key file such as ~/.ssh/id_ed25519.", n.Identity, n.Name)
+			} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+				v.errorf(r("identity"), "Identity readable by others", "identity %q of node %q has mode %04o, so other users can read the private key and ssh would refuse it; run: chmod 600 %s", n.Identity, n.Name, perm, n.Identity)
 			}
 		}
 		if n.KnownHosts != "" && !n.bad["known_hosts"] {

@@ -48,3 +48,46 @@ Feature: rbee state lists, shows and forgets recorded resources
     And stdout contains "Successfully removed 4 resources"
     When I run "rbee state list"
     Then stderr contains "is empty"
+
+  Scenario: state restore undoes the last write session from the backup
+    When I run "rbee state rm node.local"
+    Then the command succeeds
+    When I run "rbee state list"
+    Then output does not contain "node.local"
+    When I run "rbee state restore"
+    Then the command succeeds
+    And stdout contains "Restored 4 resources from"
+    When I run "rbee state list"
+    Then stdout matches "node\.local\s+ready"
+    And stdout matches "worker\.chat\[local/1\]\s+idle"
+    When I run "rbee plan -refresh=false -detailed-exitcode"
+    Then the exit code is 0
+    # the restore wrote the state it replaced as the new backup: restoring
+    # again undoes the restore
+    When I run "rbee state restore"
+    Then the command succeeds
+    When I run "rbee state list"
+    Then output does not contain "node.local"
+
+  Scenario: state restore refuses a file that is not a backup, or one of another state
+    Given a file "junk.json" with:
+      """
+      {"nodes": 3}
+      """
+    When I run "rbee state restore junk.json"
+    Then the exit code is 1
+    And stderr contains "junk.json is not an rbee state backup"
+    Given a file "other.json" with:
+      """
+      {"lineage": "someone-else", "serial": 3, "nodes": [], "models": [], "workers": []}
+      """
+    When I run "rbee state restore other.json"
+    Then the exit code is 1
+    And stderr contains "belongs to another state"
+    And stderr contains "-force"
+    When I run "rbee state list"
+    Then stdout matches "node\.local\s+ready"
+    When I run "rbee state restore other.json -force"
+    Then the command succeeds
+    When I run "rbee state list"
+    Then output does not contain "node.local"

@@ -204,7 +204,9 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 	}
 	st, err := hc.PutWorker(ctx, id, cfg, true)
 	if err != nil {
-		stop()
+		if isAPIError(err) {
+			stop() // the hive answered: undo whatever it started
+		}
 		return nil, nil, fmt.Errorf("start an ephemeral worker for %s on node %s: %w", req.Model, n.Name, err)
 	}
 	if !hiveapi.Ready(st.State) {

@@ -191,7 +191,6 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 		if want, err = Desired(desired, opts.BinarySHA256); err != nil {
 			return nil, err
 		}
-		p.Warnings = append(p.Warnings, warnings(desired)...)
 	}
 	d := &differ{cfg: desired, want: want, have: live, destroy: opts.Destroy}
 	p.Changes = d.diff()
@@ -205,16 +204,6 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 		p.Warnings = append(p.Warnings, "this plan is limited by -target: other changes are not shown and would not be applied")
 	}
 	return p, nil
-}
-
-func warnings(cfg *config.Config) []string {
-	var out []string
-	for _, n := range cfg.Nodes {
-		if n.Connection == config.ConnectionSSH && n.InsecureIgnoreHostKey {
-			out = append(out, fmt.Sprintf("node.%s: host key checking is disabled (insecure_ignore_host_key = true); the SSH connection to %s is not protected against impersonation", n.Name, n.Host))
-		}
-	}
-	return out
 }
 
 // changeJSON is the wire form of a Change in NDJSON output and plan files.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/planner/plannertest"
@@ -487,14 +486,6 @@ func TestPlanFileRoundTripAndStale(t *testing.T) {
 	empty := &Plan{}
 	if err := empty.Stale(&state.Snapshot{Lineage: "new"}, ""); err != nil {
 		t.Errorf("empty plan vs new state: %v", err)
-	}
-}
-
-func TestWarnsInsecureHostKey(t *testing.T) {
-	cfg := load(t, "node \"n\" {\n  host = \"h\"\n  insecure_ignore_host_key = true\n}\n")
-	p := plan(t, cfg, state.NewSnapshot(), Options{Now: func() time.Time { return time.Unix(0, 0) }})
-	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "host key checking is disabled") {
-		t.Fatalf("warnings %v", p.Warnings)
 	}
 }
 

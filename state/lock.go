@@ -55,9 +55,9 @@ func (e *LockedError) Error() string {
 }
 
 // Lock takes the state lock for op, waiting up to timeout while someone else
-// holds it, then failing with a *LockedError that names the holder. Before
-// returning it writes a backup of the state (see Backup). Release it with
-// Unlock(ctx, info.ID).
+// holds it, then failing with a *LockedError that names the holder. The
+// first write under the lock saves the state as it was to BackupFile.
+// Release it with Unlock(ctx, info.ID).
 func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*LockInfo, error) {
 	host, _ := os.Hostname()
 	holder := "unknown"
@@ -84,10 +84,7 @@ func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*Lo
 			return nil, err
 		}
 		if held == nil {
-			if _, err := s.Backup(ctx); err != nil {
-				_ = s.Unlock(ctx, me.ID)
-				return nil, err
-			}
+			s.backupDue.Store(true)
 			return &me, nil
 		}
 		waited := time.Since(start)

@@ -160,19 +160,66 @@ func TestLockWaitsForRelease(t *testing.T) {
 	}
 }
 
-func TestBackupWrittenOnLock(t *testing.T) {
+// The backup holds the state as it was before the first write under a
+// lock; a lock session that writes nothing (a plan) leaves it alone.
+func TestBackupBeforeTheFirstLockedWrite(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := open(t, dir)
-	if err := s.Put(ctx, NodeRecord{Name: "n", Connection: "local", InstallDir: "/x", HivePort: 9200}); err != nil {
+	node := func(name string) NodeRecord {
+		return NodeRecord{Name: name, Connection: "local", InstallDir: "/x", HivePort: 9200}
+	}
+	backup := func() *Snapshot {
+		t.Helper()
+		b, err := ReadBackup(filepath.Join(dir, BackupFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	session := func(records ...Record) {
+		t.Helper()
+		info, err := s.Lock(ctx, "apply", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range records { // two writes: one backup, of the state before both
+			if err := s.Put(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Unlock(ctx, info.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, node("a")); err != nil { // unlocked: no backup
 		t.Fatal(err)
 	}
-	if _, err := s.Lock(ctx, "apply", 0); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, BackupFile)); err == nil {
+		t.Fatal("a write without the lock wrote a backup")
+	}
+	session(node("b"), node("c"))
+	if b := backup(); b.Len() != 1 || b.Node("a") == nil {
+		t.Fatalf("backup after the first session has %v, want only node a", b.Addrs())
+	}
+	session() // a plan: locks, writes nothing
+	if b := backup(); b.Len() != 1 {
+		t.Fatalf("a session without writes replaced the backup: %v", b.Addrs())
+	}
+	session(node("d"))
+	if b := backup(); b.Len() != 3 || b.Node("d") != nil {
+		t.Fatalf("backup after the second session has %v, want a, b, c", b.Addrs())
+	}
+	cur, _ := s.Snapshot(ctx)
+	if err := s.Restore(ctx, backup(), false); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, BackupFile))
-	if err != nil || !strings.Contains(string(b), `"name": "n"`) {
-		t.Fatalf("backup: %v %s", err, b)
+	after, _ := s.Snapshot(ctx)
+	if after.Len() != 3 || after.Node("d") != nil || after.Serial != cur.Serial+1 {
+		t.Fatalf("after restore: %v serial %d (was %d)", after.Addrs(), after.Serial, cur.Serial)
+	}
+	if err := s.Restore(ctx, &Snapshot{Lineage: "other"}, false); err == nil || !strings.Contains(err.Error(), "another state") {
+		t.Fatalf("restoring another lineage: %v", err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,7 +38,8 @@ const RecordSchema = 1
 // DBDir is the folder of the Pebble database inside the state folder.
 const DBDir = "state"
 
-// BackupFile is the JSON copy of the state written before each locked write session.
+// BackupFile is the JSON copy of the state as it was before the last locked
+// session that changed it (an apply, a refresh, a state rm, ...).
 const BackupFile = "state.backup.json"
 
 // Meta keys.
@@ -63,6 +65,9 @@ type Store struct {
 	dir  string
 	opts Options
 	mu   sync.Mutex // one open database per process at a time
+	// backupDue is set by Lock: the first Update that changes something
+	// writes the state as it was to BackupFile before it commits.
+	backupDue atomic.Bool
 }
 
 // ErrCorrupt marks errors about unreadable or inconsistent state. The state is
@@ -392,6 +397,16 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		if !tx.changed {
 			return nil
 		}
+		if s.backupDue.Load() {
+			before := NewSnapshot()
+			if err := readSnapshot(db, before); err != nil {
+				return err
+			}
+			if err := s.writeBackup(before); err != nil {
+				return err
+			}
+			s.backupDue.Store(false)
+		}
 		ser, err := get(db, keySerial)
 		if err != nil {
 			return err
@@ -433,29 +448,61 @@ func (s *Store) Delete(ctx context.Context, addrs ...Addr) error {
 	})
 }
 
-// Backup writes the current state as JSON to <dir>/state.backup.json
-// (atomically) and returns its path. Nothing is written when no state exists.
-func (s *Store) Backup(ctx context.Context) (string, error) {
-	if !s.Exists() {
-		return "", nil
-	}
-	snap, err := s.Snapshot(ctx)
-	if err != nil {
-		return "", err
-	}
+// writeBackup writes snap as JSON to <dir>/state.backup.json, atomically.
+func (s *Store) writeBackup(snap *Snapshot) error {
 	b, err := json.MarshalIndent(snap, "", "  ")
 	if err != nil {
-		return "", err
+		return err
 	}
 	p := filepath.Join(s.dir, BackupFile)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return "", fmt.Errorf("writing state backup: %w", err)
+		return fmt.Errorf("writing state backup: %w", err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		return "", fmt.Errorf("writing state backup: %w", err)
+		return fmt.Errorf("writing state backup: %w", err)
 	}
-	return p, nil
+	return nil
+}
+
+// ReadBackup reads a JSON state file such as BackupFile.
+func ReadBackup(path string) (*Snapshot, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	snap := NewSnapshot()
+	if err := json.Unmarshal(b, snap); err != nil {
+		return nil, fmt.Errorf("%s is not an rbee state backup: %w", path, err)
+	}
+	return snap, nil
+}
+
+// Restore replaces every record with those of from in one batch; the serial
+// goes on counting up. A backup of another state (a different lineage) is
+// refused unless force is set. The caller holds the lock.
+func (s *Store) Restore(ctx context.Context, from *Snapshot, force bool) error {
+	cur, err := s.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if !force && cur.Lineage != "" && from.Lineage != "" && cur.Lineage != from.Lineage {
+		return fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.Lineage)
+	}
+	return s.Update(ctx, func(tx *Tx) error {
+		for _, a := range cur.Addrs() {
+			if err := tx.Delete(a); err != nil {
+				return err
+			}
+		}
+		for _, a := range from.Addrs() {
+			r, _ := from.Get(a)
+			if err := tx.Put(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // quiet discards Pebble's informational logging; errors surface as returned errors.

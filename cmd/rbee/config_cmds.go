@@ -503,7 +503,7 @@ func newStateCmd() *cobra.Command {
   rbee state show 'worker.chat[gpu1/0]'
   rbee state rm model.tinyllama@gpu1
   rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72`,
-		Short: "Inspect and repair rbee's state: list, show, rm, unlock",
+		Short: "Inspect and repair rbee's state: list, show, rm, restore, unlock",
 		Long: `rbee records what it did in a Pebble database in the state folder
 (--state, default .rbee beside the configuration): nodes, models on nodes and
 workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
@@ -635,7 +635,44 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, rm, unlock)
+	var force bool
+	restore := &cobra.Command{
+		Use: "restore [FILE]",
+		Example: `  rbee state restore                        # undo the last write session
+  rbee state restore saved.json -force      # a backup of another state`,
+		Short: "Put back the state from a JSON backup (default: the one written before the last locked command)",
+		Long: `Every command that takes the state lock first writes the state as it was to
+` + state.BackupFile + ` in the state folder. rbee state restore replaces the state
+with that file (or FILE). Nothing on the nodes is changed: run rbee plan
+afterwards to see how the fleet differs. The state being replaced becomes the
+new backup, so a restore can itself be undone with another restore.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := filepath.Join(stateDir(cmd), state.BackupFile)
+			if len(args) == 1 {
+				path = args[0]
+			}
+			// Read before locking: taking the lock writes a new backup.
+			from, err := state.ReadBackup(path)
+			if err != nil {
+				return exitCode(1, fmt.Errorf("read the backup: %w", err))
+			}
+			st, _, lock, err := lockedSnapshot(cmd, "state restore")
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
+			if err := st.Restore(cmd.Context(), from, force); err != nil {
+				return exitCode(1, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Restored %s from %s (serial %d). Nothing was changed on the nodes; run rbee plan to compare.\n",
+				plural(from.Len(), "resource"), path, from.Serial)
+			return nil
+		},
+	}
+	restore.Flags().BoolVar(&force, "force", false, "restore a backup whose lineage differs from the state's")
+	addLockFlags(restore.Flags())
+	cmd.AddCommand(list, show, rm, restore, unlock)
 	return cmd
 }
 
