@@ -205,13 +205,24 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			return nil
 		})
 	})
-	sc.Step(`^I send SIGINT to "([^"]*)"$`, func(name string) error {
+	sc.Step(`^I send (SIGINT|SIGKILL) to "([^"]*)"$`, func(sig, name string) error {
 		p, err := w.proc(name)
 		if err != nil {
 			return err
 		}
 		// The whole process group, as a terminal's Ctrl-C does.
-		return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+		if sig == "SIGINT" {
+			return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+		}
+		if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return err
+		}
+		select {
+		case <-p.done:
+			return nil
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("%s still runs 10 s after SIGKILL", name)
+		}
 	})
 	sc.Step(`^"([^"]*)" exits with code (\d+)$`, func(name string, code int) error {
 		p, err := w.proc(name)

@@ -90,6 +90,18 @@ Feature: rbee watch keeps the fleet equal to the file
     Then the local hive comes to run 2 ready workers of pool "chat"
     And the daemon status "last_apply.ok" becomes "true"
 
+  Scenario: a lock left by a killed rbee process is taken over, so the daemon heals unattended
+    # rbee apply waits at its prompt holding the lock, and is killed with -9:
+    # the lock stays behind, naming a process that is gone.
+    When I start "(trap '' INT; exec sleep 60) | rbee apply" in the background as "apply"
+    And "apply" prints "Enter a value:"
+    And I send SIGKILL to "apply"
+    And I run "rbee state list"
+    Then output contains "locked by"
+    Given the daemon runs with "--interval 2s"
+    Then the local hive comes to run 1 ready worker of pool "chat"
+    And the daemon output contains "took over the state lock of a process that is gone"
+
   Scenario: a manual apply while the daemon runs: no corruption, no double spawn
     Given the daemon runs with "--interval 2s"
     Then the local hive comes to run 1 ready worker of pool "chat"

@@ -390,13 +390,20 @@ func (r *Reconciler) lock(ctx context.Context) (*state.LockInfo, error) {
 		if !errors.As(err, &le) {
 			return nil, err
 		}
+		if le.Holder.Stale() {
+			// A daemon has nobody to run rbee state unlock for it. The holder
+			// died on this host, and every write is one atomic batch, so the
+			// state it left is whole: take the lock over.
+			if err := r.store.Unlock(ctx, le.Holder.ID); err != nil {
+				return nil, fmt.Errorf("release the stale state lock: %w", err)
+			}
+			r.log.Warn("took over the state lock of a process that is gone", "holder", le.Holder.String())
+			continue
+		}
 		holder := le.Holder.String()
 		if holder != said {
 			said = holder
 			hint := "waiting until it is released"
-			if le.Holder.Stale() {
-				hint = "its process is gone: release it with rbee state unlock " + le.Holder.ID
-			}
 			r.log.Warn("the state is locked by someone else; "+hint, "holder", holder)
 			r.update(func(s *Status) {
 				s.LockHolder = holder
