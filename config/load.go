@@ -38,6 +38,7 @@ type LoadOptions struct {
 var topSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
 		{Type: "node", LabelNames: []string{"name"}},
 		{Type: "model", LabelNames: []string{"name"}},
 		{Type: "pool", LabelNames: []string{"name"}},
@@ -146,7 +147,8 @@ type decoder struct {
 	opts  LoadOptions
 	env   map[string]string
 	diags hcl.Diagnostics
-	vars  map[string]*variable
+	vars   map[string]*variable
+	locals map[string]*local
 }
 
 type variable struct {
@@ -183,6 +185,8 @@ func (d *decoder) decode() *Config {
 		}
 	}
 	d.resolveVariables()
+	d.declareLocals(blocks)
+	d.resolveLocals()
 	ctx := d.evalContext()
 	for _, b := range blocks {
 		switch b.Type {
@@ -353,7 +357,8 @@ func (d *decoder) applyVarFile(path string) {
 	}
 }
 
-// evalContext exposes var.<name> and the functions env(), lower(), upper().
+// evalContext exposes var.<name>, local.<name> and the functions env(),
+// lower(), upper().
 func (d *decoder) evalContext() *hcl.EvalContext {
 	vals := map[string]cty.Value{}
 	for name, v := range d.vars {
@@ -362,6 +367,10 @@ func (d *decoder) evalContext() *hcl.EvalContext {
 		} else {
 			vals[name] = cty.DynamicVal
 		}
+	}
+	locals := map[string]cty.Value{}
+	for name, l := range d.locals {
+		locals[name] = l.value
 	}
 	env := d.env
 	envFn := function.New(&function.Spec{
@@ -372,7 +381,7 @@ func (d *decoder) evalContext() *hcl.EvalContext {
 		},
 	})
 	return &hcl.EvalContext{
-		Variables: map[string]cty.Value{"var": cty.ObjectVal(vals)},
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(vals), "local": cty.ObjectVal(locals)},
 		Functions: map[string]function.Function{"env": envFn, "lower": stdlib.LowerFunc, "upper": stdlib.UpperFunc},
 	}
 }
@@ -406,7 +415,7 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 	if !ok {
 		return cty.NilVal, false
 	}
-	if a.undeclaredVars(at) {
+	if a.undeclared(at) {
 		a.bad[name] = true
 		return cty.NilVal, false
 	}
@@ -433,26 +442,30 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 	return conv, true
 }
 
-// undeclaredVars reports each var.NAME in at whose variable block is missing,
-// saying how to declare it, and whether there was one.
-func (a *attrs) undeclaredVars(at *hcl.Attribute) bool {
+// undeclared reports each var.NAME without a variable block and each
+// local.NAME without a definition in at, saying how to fix it, and whether
+// there was one.
+func (a *attrs) undeclared(at *hcl.Attribute) bool {
 	found := false
 	for _, tr := range at.Expr.Variables() {
-		if tr.RootName() != "var" || len(tr) < 2 {
-			continue
+		if name, ok := traversalName(tr, "var"); ok {
+			if _, declared := a.d.vars[name]; !declared {
+				found = true
+				a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+					Detail: fmt.Sprintf("var.%s is used, but no variable %q block exists.%s Declare it with variable %q { default = \"\" } or fix the name. Declared variables: %s.",
+						name, name, suggest(name, sortedKeys(a.d.vars)), name, a.d.varNames()),
+					Subject: tr.SourceRange().Ptr()})
+			}
 		}
-		step, ok := tr[1].(hcl.TraverseAttr)
-		if !ok {
-			continue
+		if name, ok := traversalName(tr, "local"); ok {
+			if _, defined := a.d.locals[name]; !defined {
+				found = true
+				a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undefined local value",
+					Detail: fmt.Sprintf("local.%s is used, but no locals block defines %q.%s Define it in a locals { %s = ... } block or fix the name.",
+						name, name, suggest(name, sortedKeys(a.d.locals)), name),
+					Subject: tr.SourceRange().Ptr()})
+			}
 		}
-		if _, declared := a.d.vars[step.Name]; declared {
-			continue
-		}
-		found = true
-		a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
-			Detail: fmt.Sprintf("var.%s is used, but no variable %q block exists.%s Declare it with variable %q { default = \"\" } or fix the name. Declared variables: %s.",
-				step.Name, step.Name, suggest(step.Name, sortedKeys(a.d.vars)), step.Name, a.d.varNames()),
-			Subject: tr.SourceRange().Ptr()})
 	}
 	return found
 }
@@ -489,21 +502,12 @@ func (a *attrs) integer(name string, dst *int) {
 // whole-list conversion unifies element types in more than linear time, which
 // shows with pools over thousands of nodes.
 func (a *attrs) strList(name string, dst *[]string) {
-	at, ok := a.attrs[name]
+	v, ok := a.value(name, cty.DynamicPseudoType)
 	if !ok {
 		return
 	}
-	v, diags := at.Expr.Value(a.ctx)
-	a.d.diags = append(a.d.diags, diags...)
-	if diags.HasErrors() {
-		a.bad[name] = true
-		return
-	}
-	if v.IsNull() {
-		return
-	}
 	ty := v.Type()
-	if !v.IsWhollyKnown() || !(ty.IsTupleType() || ty.IsListType() || ty.IsSetType()) {
+	if !(ty.IsTupleType() || ty.IsListType() || ty.IsSetType()) {
 		a.d.diags = append(a.d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
 			Detail: fmt.Sprintf("%s must be a list of strings, such as [\"a\", \"b\"]; got %s.", name, ty.FriendlyName()), Subject: a.ranges[name].Ptr()})
 		a.bad[name] = true

@@ -158,3 +158,37 @@ Feature: rbee validate and rbee fmt check and tidy the configuration
     When I run "rbee fmt"
     Then the exit code is 1
     And stderr contains "rbee.hcl:1:"
+
+  Scenario: locals name a value once; a misspelt one is an error at its line
+    Given a file "rbee.hcl" with:
+      """
+      variable "ctx" { default = 512 }
+      locals {
+        nodes = ["local"]
+        ctx   = var.ctx * 2
+      }
+      node "local" { connection = "local" }
+      model "tiny" { source = "synth:tiny" }
+      pool "chat" {
+        model    = "tiny"
+        nodes    = local.nodes
+        ctx_size = local.ctx
+      }
+      """
+    When I run "rbee plan -refresh=false"
+    Then the command succeeds
+    And stdout contains "+ worker.chat[local/0]: start tiny (cpu, ctx_size 1024"
+    Given a file "rbee.hcl" with:
+      """
+      locals { nodes = ["local"] }
+      node "local" { connection = "local" }
+      model "tiny" { source = "synth:tiny" }
+      pool "chat" {
+        model = "tiny"
+        nodes = local.node
+      }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:6:11: Undefined local value"
+    And stderr contains "Did you mean \"nodes\"?"
