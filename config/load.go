@@ -143,10 +143,10 @@ func envMap(environ []string) map[string]string {
 }
 
 type decoder struct {
-	srcs  map[string][]byte
-	opts  LoadOptions
-	env   map[string]string
-	diags hcl.Diagnostics
+	srcs   map[string][]byte
+	opts   LoadOptions
+	env    map[string]string
+	diags  hcl.Diagnostics
 	vars   map[string]*variable
 	locals map[string]*local
 }
