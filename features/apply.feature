@@ -148,12 +148,15 @@ Feature: apply makes two SSH machines match the file
     Then the command succeeds
     And the hive on "n1" runs 1 ready worker of pool "chat"
 
-  Scenario: a private key readable by others is refused
+  Scenario: a private key readable by others is refused before anything connects
     When I run "cp ${SSH_KEY} loose_key && chmod 644 loose_key && sed -i 's#${SSH_KEY}#${DIR}/loose_key#' fleet/nodes.hcl"
     And I run "rbee apply -auto-approve"
     Then the exit code is 1
-    And output contains "identity file ${DIR}/loose_key of node n1 has mode 0644"
+    And stderr contains "fleet/nodes.hcl:5:17: Identity readable by others"
+    And output contains "has mode 0644"
     And output contains "chmod 600 ${DIR}/loose_key"
+    When I run "rbee state list"
+    Then output does not contain "node.n1"
 
   Scenario: a hive killed out of band is drift that apply heals
     When I run "rbee apply -auto-approve"

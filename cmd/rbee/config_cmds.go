@@ -502,6 +502,7 @@ func newStateCmd() *cobra.Command {
 		Example: `  rbee state list
   rbee state show 'worker.chat[gpu1/0]'
   rbee state rm model.tinyllama@gpu1
+  rbee state restore                        # undo the last change to the state
   rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72`,
 		Short: "Inspect and repair rbee's state: list, show, rm, restore, unlock",
 		Long: `rbee records what it did in a Pebble database in the state folder
@@ -640,10 +641,11 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 		Use: "restore [FILE]",
 		Example: `  rbee state restore                        # undo the last write session
   rbee state restore saved.json -force      # a backup of another state`,
-		Short: "Put back the state from a JSON backup (default: the one written before the last locked command)",
-		Long: `Every command that takes the state lock first writes the state as it was to
-` + state.BackupFile + ` in the state folder. rbee state restore replaces the state
-with that file (or FILE). Nothing on the nodes is changed: run rbee plan
+		Short: "Put back the state as it was before the last change (or from FILE)",
+		Long: `The first write of every locked command (apply, destroy, refresh, state rm,
+watch) saves the state as it was to ` + state.BackupFile + ` in the state folder;
+a plan, which writes nothing, leaves it alone. rbee state restore replaces the
+state with that file (or FILE). Nothing on the nodes is changed: run rbee plan
 afterwards to see how the fleet differs. The state being replaced becomes the
 new backup, so a restore can itself be undone with another restore.`,
 		Args: cobra.MaximumNArgs(1),
