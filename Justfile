@@ -13,7 +13,9 @@ export CGO_CPPFLAGS := "-I" + include_dir
 export CGO_CFLAGS := "-O3 -march=" + march
 export CGO_CXXFLAGS := "-O3 -march=" + march
 
-ldflags := "-X main.version=" + `git describe --tags --always --dirty 2>/dev/null || echo dev` + " -X github.com/rbee-dev/rbee/engine/cpu.BuildLevel=" + march
+# -s -w drop the symbol table and DWARF (stack traces keep their names): the
+# binary apply copies to every node shrinks from 36 to 27 MB.
+ldflags := "-s -w -X main.version=" + `git describe --tags --always --dirty 2>/dev/null || echo dev` + " -X github.com/rbee-dev/rbee/engine/cpu.BuildLevel=" + march
 
 # List the recipes.
 default:

@@ -173,7 +173,8 @@ func prepare(ctx context.Context, t transport.Transport, n Node) (token, install
 // only if its pid still runs $2 (possibly replaced on disk since): SIGTERM,
 // then SIGKILL after 35 s (a hive takes up to 30 s to stop its workers).
 // Then every process still running a program from the bin dir is ended:
-// workers a crashed or killed hive left behind (Linux /proc).
+// workers a crashed or killed hive left behind (Linux /proc; one ls, not a
+// readlink per process, which costs 0.1 s of CPU on a quiet machine).
 const stopScript = `pidfile=$1 bin=$2 bindir=$3 unit=$4 name=$5
 if [ -f "$unit" ] && command -v systemctl >/dev/null 2>&1; then systemctl stop "$name" || true; fi
 if [ -f "$pidfile" ]; then
@@ -195,10 +196,7 @@ if [ -f "$pidfile" ]; then
 fi
 [ -d /proc/self ] || exit 0
 list() {
-  for p in /proc/[0-9]*; do
-    exe=$(readlink "$p/exe" 2>/dev/null) || continue
-    case "$exe" in "$bindir"/*) echo "${p#/proc/}";; esac
-  done
+  ls -l /proc/[0-9]*/exe 2>/dev/null | grep -F -e "-> $bindir/" | sed -n 's|.* /proc/\([0-9]*\)/exe -> .*|\1|p'
 }
 pids=$(list)
 [ -n "$pids" ] || exit 0
