@@ -221,6 +221,9 @@ func TestBackupBeforeTheFirstLockedWrite(t *testing.T) {
 	if err := s.Restore(ctx, &Snapshot{Lineage: "other"}, false); err == nil || !strings.Contains(err.Error(), "another state") {
 		t.Fatalf("restoring another lineage: %v", err)
 	}
+	if err := s.Restore(ctx, NewSnapshot(), false); err == nil || !strings.Contains(err.Error(), "names no lineage") {
+		t.Fatalf("restoring a file without a lineage: %v", err)
+	}
 }
 
 func TestCorruptionIsAnErrorNotAReset(t *testing.T) {

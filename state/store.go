@@ -103,8 +103,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 // Dir is the state folder.
 func (s *Store) Dir() string { return s.dir }
 
-// Exists reports whether a database has been created in the folder.
-func (s *Store) Exists() bool { return dbExists(s.dbPath()) }
 
 func (s *Store) dbPath() string { return filepath.Join(s.dir, DBDir) }
 
@@ -486,7 +484,11 @@ func (s *Store) Restore(ctx context.Context, from *Snapshot, force bool) error {
 	if err != nil {
 		return err
 	}
-	if !force && cur.Lineage != "" && from.Lineage != "" && cur.Lineage != from.Lineage {
+	switch {
+	case force:
+	case from.Lineage == "":
+		return errors.New("the backup names no lineage, so it may not be an rbee state at all; restore it anyway with -force")
+	case cur.Lineage != "" && cur.Lineage != from.Lineage:
 		return fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.Lineage)
 	}
 	return s.Update(ctx, func(tx *Tx) error {
