@@ -85,12 +85,19 @@ Feature: rbee plan shows what apply would change
 
   Scenario: drift recorded in state is planned with its reason
     Given the state records a finished apply of "rbee.hcl"
-    And the state records the worker "worker.chat[local/0]" as "crashed"
+    And the state records the worker "worker.chat[local/0]" as "failed"
     And the state records the hive of node "local" with binary checksum "0000000000000000000000000000000000000000000000000000000000000000"
     When I run "rbee plan -detailed-exitcode -refresh=false"
     Then the exit code is 2
-    And stdout contains "-/+ worker.chat[local/0]: worker crashed"
+    And stdout contains "-/+ worker.chat[local/0]: worker failed (the hive gave up after 0 restarts)"
     And stdout contains "  ~ node.local: binary checksum differs (hive runs 000000000000…"
+
+  Scenario: a crashed worker that its hive is restarting is left to the hive
+    Given the state records a finished apply of "rbee.hcl"
+    And the state records the worker "worker.chat[local/0]" as "crashed"
+    When I run "rbee plan -detailed-exitcode -refresh=false"
+    Then the exit code is 0
+    And stdout contains "No changes."
 
   Scenario: -json prints one object per change and a summary
     When I run "rbee plan -json -refresh=false"

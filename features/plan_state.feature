@@ -77,6 +77,13 @@ Feature: rbee state lists, shows and forgets recorded resources
     When I run "rbee state restore junk.json"
     Then the exit code is 1
     And stderr contains "junk.json is not an rbee state backup"
+    Given a file "empty.json" with:
+      """
+      {}
+      """
+    When I run "rbee state restore empty.json"
+    Then the exit code is 1
+    And stderr contains "names no lineage"
     Given a file "other.json" with:
       """
       {"lineage": "someone-else", "serial": 3, "nodes": [], "models": [], "workers": []}

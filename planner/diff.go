@@ -412,7 +412,8 @@ func diffWorker(w, h *state.WorkerRecord) *Change {
 	}
 	switch h.State {
 	case state.WorkerCrashed:
-		replace = append(replace, "worker crashed")
+		// The hive restarts it after its backoff; replacing it now would race
+		// the hive. Only a worker the hive gave up on (failed) is replaced.
 	case state.WorkerFailed:
 		replace = append(replace, fmt.Sprintf("worker failed (the hive gave up after %d restarts)", h.Restarts))
 	case state.WorkerMissing:

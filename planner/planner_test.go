@@ -232,7 +232,7 @@ func TestDiffRules(t *testing.T) {
 			want: []string{
 				"+ worker.chat[gpu1/0]: worker missing on the hive",
 				"+ worker.chat[gpu1/1]: worker stopped",
-				"-/+ worker.chat[local/0]: worker crashed",
+				// local/0 crashed: its hive restarts it, so the plan leaves it alone
 				"-/+ worker.chat[local/1]: worker failed (the hive gave up after 5 restarts)",
 			},
 		},
@@ -351,13 +351,13 @@ func TestRefresh(t *testing.T) {
 	cfg := load(t, base)
 	snap := applied(t, cfg)
 	r := &plannertest.Refresher{Mutate: func(s *state.Snapshot) {
-		s.Worker("chat", "local", 0).State = state.WorkerCrashed
+		s.Worker("chat", "local", 0).State = state.WorkerFailed
 	}}
 	p := plan(t, cfg, snap, Options{Refresher: r})
-	if r.Calls != 1 || !p.Refreshed || len(p.Drift) != 1 || p.Drift[0].Reasons[0] != "state idle → crashed" {
+	if r.Calls != 1 || !p.Refreshed || len(p.Drift) != 1 || p.Drift[0].Reasons[0] != "state idle → failed" {
 		t.Fatalf("drift %+v", p.Drift)
 	}
-	if got := summary(p); !slices.Equal(got, []string{"-/+ worker.chat[local/0]: worker crashed"}) {
+	if got := summary(p); !slices.Equal(got, []string{"-/+ worker.chat[local/0]: worker failed (the hive gave up after 0 restarts)"}) {
 		t.Fatalf("changes %v", got)
 	}
 	if snap.Worker("chat", "local", 0).State != state.WorkerIdle {
@@ -449,7 +449,7 @@ func TestRenderJSON(t *testing.T) {
 func TestPlanFileRoundTripAndStale(t *testing.T) {
 	cfg := load(t, base)
 	snap := applied(t, cfg)
-	snap.Worker("chat", "gpu1", 1).State = state.WorkerCrashed
+	snap.Worker("chat", "gpu1", 1).State = state.WorkerFailed
 	p := plan(t, cfg, snap, Options{})
 	path := filepath.Join(t.TempDir(), "plan.json")
 	if err := WritePlanFile(path, p); err != nil {
