@@ -103,7 +103,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 // Dir is the state folder.
 func (s *Store) Dir() string { return s.dir }
 
-
 func (s *Store) dbPath() string { return filepath.Join(s.dir, DBDir) }
 
 var errNoState = errors.New("no state yet")
