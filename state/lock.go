@@ -72,7 +72,7 @@ func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*Lo
 	start := time.Now()
 	for {
 		var held *LockInfo
-		err := s.with(ctx, true, func(db *pebble.DB) error {
+		err := s.with(ctx, create, func(db *pebble.DB) error {
 			cur, err := readLock(db)
 			if err != nil || cur != nil {
 				held = cur
@@ -129,7 +129,7 @@ func (s *Store) CurrentLock(ctx context.Context) (*LockInfo, error) {
 // LockedError to clear a stale lock). An ID that does not match the current
 // lock is refused, so one operation never releases another's lock.
 func (s *Store) Unlock(ctx context.Context, id string) error {
-	err := s.view(ctx, func(db *pebble.DB) error {
+	err := s.with(ctx, readWrite, func(db *pebble.DB) error {
 		v, err := get(db, keyLock)
 		if err != nil {
 			return err

@@ -112,19 +112,28 @@ func dbExists(path string) bool {
 	return err == nil && len(ents) > 0
 }
 
-// view runs fn on an open database; errNoState when none exists.
+// access says how with opens the database.
+type access int
+
+const (
+	readOnly  access = iota // an existing database, for reading (opens ten times faster)
+	readWrite               // an existing database
+	create                  // created when missing
+)
+
+// view runs fn on the database opened read-only; errNoState when none exists.
 func (s *Store) view(ctx context.Context, fn func(db *pebble.DB) error) error {
-	return s.with(ctx, false, fn)
+	return s.with(ctx, readOnly, fn)
 }
 
-// with opens the database (creating it when create is true), checks its
-// format, runs fn and closes it.
-func (s *Store) with(ctx context.Context, create bool, fn func(db *pebble.DB) error) error {
+// with opens the database as mode says, checks its format, runs fn and
+// closes it.
+func (s *Store) with(ctx context.Context, mode access, fn func(db *pebble.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.dbPath()
 	fresh := !dbExists(path)
-	if fresh && !create {
+	if fresh && mode != create {
 		return errNoState
 	}
 	if fresh {
@@ -132,22 +141,22 @@ func (s *Store) with(ctx context.Context, create bool, fn func(db *pebble.DB) er
 			return fmt.Errorf("creating state folder %s: %w", path, err)
 		}
 	}
-	db, err := s.open(ctx, path, !fresh)
+	db, err := s.open(ctx, path, !fresh, mode == readOnly)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := s.checkFormat(db, fresh); err != nil {
+	if err := s.checkFormat(db, fresh, mode == readOnly); err != nil {
 		return err
 	}
 	return fn(db)
 }
 
-func (s *Store) open(ctx context.Context, path string, mustExist bool) (*pebble.DB, error) {
+func (s *Store) open(ctx context.Context, path string, mustExist, readOnly bool) (*pebble.DB, error) {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	wait := 10 * time.Millisecond
 	for {
-		db, err := pebble.Open(path, &pebble.Options{Logger: quiet{}, ErrorIfNotExists: mustExist})
+		db, err := pebble.Open(path, &pebble.Options{Logger: quiet{}, ErrorIfNotExists: mustExist, ReadOnly: readOnly})
 		if err == nil {
 			return db, nil
 		}
@@ -175,8 +184,9 @@ func isBusy(err error) bool {
 	return strings.Contains(msg, "lock held") || strings.Contains(msg, "resource temporarily unavailable")
 }
 
-// checkFormat verifies meta/format, initialising a fresh (or empty) database.
-func (s *Store) checkFormat(db *pebble.DB, fresh bool) error {
+// checkFormat verifies meta/format, initialising a fresh (or empty) database
+// unless it is opened read-only.
+func (s *Store) checkFormat(db *pebble.DB, fresh, readOnly bool) error {
 	v, err := get(db, keyFormat)
 	if err != nil {
 		return err
@@ -184,6 +194,9 @@ func (s *Store) checkFormat(db *pebble.DB, fresh bool) error {
 	if v == nil {
 		if !fresh && !isEmpty(db) {
 			return fmt.Errorf("%w: %s holds a database without rbee's format marker; it is not rbee state. Point --state at another folder", ErrCorrupt, s.dbPath())
+		}
+		if readOnly {
+			return errNoState
 		}
 		b := db.NewBatch()
 		_ = b.Set(keyFormat, []byte(strconv.Itoa(FormatVersion)), nil)
@@ -385,7 +398,7 @@ func checkAddr(a Addr) error {
 // serial once if anything was written. Callers that change the fleet should
 // hold the lock (see Lock).
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.with(ctx, true, func(db *pebble.DB) error {
+	return s.with(ctx, create, func(db *pebble.DB) error {
 		tx := &Tx{b: db.NewBatch()}
 		defer tx.b.Close()
 		if err := fn(tx); err != nil {
