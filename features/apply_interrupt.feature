@@ -46,3 +46,41 @@ Feature: Ctrl-C before apply executes releases the state lock
     When I run "rbee state list"
     Then the command succeeds
     And output does not contain "locked by"
+
+  Scenario: Ctrl-C while apply executes: the step in flight finishes and is recorded, the next apply converges
+    Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
+    And the Hugging Face server sends at most 600000 bytes per second
+    And 1 free loopback port as "HIVE"
+    And a file "rbee.hcl" with:
+      """
+      node "local" {
+        connection = "local"
+        hive_port  = ${HIVE}
+        env        = { HF_ENDPOINT = "${HF_ENDPOINT}" }
+      }
+      model "tiny" {
+        source = "hf:acme/tiny-GGUF"
+        file   = "tiny.gguf"
+      }
+      pool "chat" {
+        model = "tiny"
+        nodes = ["local"]
+        slots = 1
+      }
+      """
+    When I start "rbee apply -auto-approve" in the background as "apply"
+    And "apply" prints "model.tiny@local: Creating..."
+    And I send SIGINT to "apply"
+    Then "apply" exits with code 130
+    And the output of "apply" contains "Interrupt received: no new change starts"
+    And the output of "apply" contains "model.tiny@local: Creation complete"
+    And the output of "apply" does not contain "worker.chat[local/0]: Creation complete"
+    When I run "rbee state list"
+    Then stdout matches "model\.tiny@local\s+ready"
+    And output does not contain "worker.chat"
+    And output does not contain "locked by"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And stdout contains "Apply complete! 1 added, 0 changed, 0 destroyed."
+    When I run "rbee destroy -auto-approve"
+    Then the command succeeds
