@@ -150,7 +150,7 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 		ChatTemplate: chatTemplate(model),
 	}
 	e.pieces.init(model)
-	for i := opts.Slots - 1; i >= 0; i-- {
+	for i := range opts.Slots {
 		e.free = append(e.free, i)
 	}
 	go e.run()

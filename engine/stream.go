@@ -180,8 +180,15 @@ func (e *Engine) admitStream(s *Stream) error {
 	if len(e.free) == 0 {
 		return ErrBusy
 	}
-	s.slot = e.free[len(e.free)-1]
-	e.free = e.free[:len(e.free)-1]
+	// The lowest free slot: sequences then keep to the same KV cells.
+	i := 0
+	for j, id := range e.free {
+		if id < e.free[i] {
+			i = j
+		}
+	}
+	s.slot = e.free[i]
+	e.free = append(e.free[:i], e.free[i+1:]...)
 	e.admit <- s // never blocks: capacity is the slot count
 	return nil
 }
