@@ -197,10 +197,12 @@ type heldLock struct {
 // Handoff ends the interrupt handling; the caller has installed its own.
 func (l *heldLock) Handoff() { l.once.Do(l.stop) }
 
-// Release ends the interrupt handling and releases the lock.
+// Release releases the lock, then ends the interrupt handling (in this
+// order, so that no signal can end the process between the two with the
+// lock still held).
 func (l *heldLock) Release() {
-	l.Handoff()
 	l.release()
+	l.Handoff()
 }
 
 // lockState takes the state lock for op unless -lock=false, waiting up to
