@@ -305,6 +305,7 @@ func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, lock *heldLoc
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	defer lock.Release() // before signal.Stop: no signal may end the process holding the lock
 	lock.Handoff()
 	go func() {
 		select {
