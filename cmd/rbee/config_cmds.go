@@ -166,6 +166,19 @@ func openState(cmd *cobra.Command) (*state.Store, error) {
 	return st, nil
 }
 
+// openSnapshot opens the state and reads every record, without the lock.
+func openSnapshot(cmd *cobra.Command) (*state.Store, *state.Snapshot, error) {
+	st, err := openState(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := st.Snapshot(cmd.Context())
+	if err != nil {
+		return nil, nil, exitCode(1, err)
+	}
+	return st, snap, nil
+}
+
 // lockedSnapshot opens the state, takes its lock for op (unless -lock=false)
 // and reads a snapshot under it. Release the returned lock when done.
 func lockedSnapshot(cmd *cobra.Command, op string) (*state.Store, *state.Snapshot, *heldLock, error) {
@@ -518,13 +531,9 @@ workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 		Short: "List the resources in the state with their status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openState(cmd)
+			st, snap, err := openSnapshot(cmd)
 			if err != nil {
 				return err
-			}
-			snap, err := st.Snapshot(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
 			}
 			if l, err := st.CurrentLock(cmd.Context()); err == nil && l != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "Note: the state is locked by %s\n", l)
@@ -554,13 +563,9 @@ workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 			if err != nil {
 				return exitCode(1, err)
 			}
-			st, err := openState(cmd)
+			_, snap, err := openSnapshot(cmd)
 			if err != nil {
 				return err
-			}
-			snap, err := st.Snapshot(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
 			}
 			rec, ok := snap.Get(a)
 			if !ok {
