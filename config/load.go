@@ -584,10 +584,8 @@ func (d *decoder) decodeNode(ctx *hcl.EvalContext, b *hcl.Block) *Node {
 	a.str("install_mode", &n.InstallMode)
 	n.ranges["label"] = b.LabelRanges[0]
 	n.bad = a.bad
-	if n.Connection == "" {
-		if n.Host != "" {
-			n.Connection = ConnectionSSH
-		}
+	if n.Connection == "" && n.Host != "" {
+		n.Connection = ConnectionSSH
 	}
 	if n.Connection == ConnectionSSH && n.InstallMode == "" {
 		n.InstallMode = InstallSetsid
