@@ -32,6 +32,25 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
+// FromServer reports whether err carries an *Error, that is whether the
+// other side answered (as opposed to a connection that failed).
+func FromServer(err error) bool {
+	var ae *Error
+	return errors.As(err, &ae)
+}
+
+// HasStatus reports whether err carries an *Error with the HTTP status.
+func HasStatus(err error, status int) bool {
+	var ae *Error
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// HasCode reports whether err carries an *Error with the code.
+func HasCode(err error, code string) bool {
+	var ae *Error
+	return errors.As(err, &ae) && ae.Code == code
+}
+
 // Errorf builds an *Error with a formatted message.
 func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}

@@ -321,8 +321,8 @@ func (e *executor) model(ctx context.Context, c *planner.Change) error {
 			}
 		}
 		err := cl.DeleteModel(ctx, c.Addr.Model)
-		if err != nil && !isStatus(err, http.StatusNotFound) {
-			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !isAPIError(err)) {
+		if err != nil && !api.HasStatus(err, http.StatusNotFound) {
+			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !api.FromServer(err)) {
 				return fmt.Errorf("remove model %s from %s: %w", c.Addr.Model, c.Addr.Node, err)
 			}
 			// The hive does not answer and the node is being removed: uninstalling it removes the file.
@@ -365,7 +365,7 @@ func (e *executor) stopWorkersOf(ctx context.Context, cl *hiveapi.Client, node, 
 		if id == "" {
 			id = planner.WorkerID(w.Pool, w.Index)
 		}
-		if err := cl.DeleteWorker(ctx, id); err != nil && !isStatus(err, http.StatusNotFound) {
+		if err := cl.DeleteWorker(ctx, id); err != nil && !api.HasStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("stop worker %s (it uses model %s, which is replaced): %w", a, model, err)
 		}
 	}
@@ -387,8 +387,8 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	}
 	if c.Action == planner.Delete || c.Action == planner.Replace {
 		err := cl.DeleteWorker(ctx, id)
-		if err != nil && !isStatus(err, http.StatusNotFound) {
-			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !isAPIError(err)) {
+		if err != nil && !api.HasStatus(err, http.StatusNotFound) {
+			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !api.FromServer(err)) {
 				return fmt.Errorf("stop worker %s on %s: %w", id, c.Addr.Node, err)
 			}
 		}
@@ -435,16 +435,6 @@ func (e *executor) workerLogs(ctx context.Context, cl *hiveapi.Client, id string
 		return ""
 	}
 	return "\nlast lines of the worker's output:\n  " + strings.Join(lines, "\n  ")
-}
-
-func isStatus(err error, status int) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.Status == status
-}
-
-func isAPIError(err error) bool {
-	var ae *api.Error
-	return errors.As(err, &ae)
 }
 
 func short(sum string) string {

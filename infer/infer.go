@@ -162,7 +162,7 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 				out.Total = time.Since(start)
 				return out, nil
 			}
-			if isBusy(err) {
+			if api.HasCode(err, CodeBusy) {
 				// The job never ran there: an interrupt now has nothing to cancel.
 				out.Worker = Worker{}
 				busy = append(busy, c.worker.Name())
@@ -211,14 +211,14 @@ func (r *Router) stream(ctx context.Context, c *candidate, req Request, sink Sin
 		out.End = res.End
 		return nil
 	}
-	if isBusy(err) {
+	if api.HasCode(err, CodeBusy) {
 		return err
 	}
-	if ctx.Err() != nil || sent || !isAPIError(err) {
+	if ctx.Err() != nil || sent || !api.FromServer(err) {
 		// The job may be running: stop it so its slot is freed at once.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		defer cancel()
-		if cerr := cl.Cancel(cctx, req.Params.JobID); cerr != nil && !isStatus(cerr, http.StatusNotFound) {
+		if cerr := cl.Cancel(cctx, req.Params.JobID); cerr != nil && !api.HasStatus(cerr, http.StatusNotFound) {
 			r.log().Warn("could not cancel the job on the worker", "worker", c.worker.Name(), "job", req.Params.JobID, "err", cerr)
 		}
 	}
@@ -283,19 +283,4 @@ func sum(ds []time.Duration) time.Duration {
 		t += d
 	}
 	return t
-}
-
-func isBusy(err error) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.Code == CodeBusy
-}
-
-func isStatus(err error, status int) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.Status == status
-}
-
-func isAPIError(err error) bool {
-	var ae *api.Error
-	return errors.As(err, &ae)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
+	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -196,7 +197,7 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
-		if err := hc.DeleteWorker(sctx, id); err != nil && !isStatus(err, http.StatusNotFound) {
+		if err := hc.DeleteWorker(sctx, id); err != nil && !api.HasStatus(err, http.StatusNotFound) {
 			r.log().Warn("could not stop the ephemeral worker", "node", n.Name, "worker", id, "err", err)
 			return
 		}
@@ -204,7 +205,7 @@ func (r *Router) spawn(ctx context.Context, snap *state.Snapshot, req Request) (
 	}
 	st, err := hc.PutWorker(ctx, id, cfg, true)
 	if err != nil {
-		if isAPIError(err) {
+		if api.FromServer(err) {
 			stop() // the hive answered: undo whatever it started
 		}
 		return nil, nil, fmt.Errorf("start an ephemeral worker for %s on node %s: %w", req.Model, n.Name, err)
