@@ -10,12 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,18 +159,11 @@ func workerLoopRates(r engine.LoopResult) workerRates {
 
 // workerRateMedian takes the median of each rate separately.
 func workerRateMedian(rs []workerRates) workerRates {
-	pick := func(f func(workerRates) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	decode, e2e := make([]float64, len(rs)), make([]float64, len(rs))
+	for i, r := range rs {
+		decode[i], e2e[i] = r.decode, r.e2e
 	}
-	return workerRates{decode: pick(func(r workerRates) float64 { return r.decode }), e2e: pick(func(r workerRates) float64 { return r.e2e })}
+	return workerRates{decode: median(decode), e2e: median(e2e)}
 }
 
 // workerRateBest takes the highest of each rate separately.
@@ -228,12 +219,7 @@ type workerProc struct {
 }
 
 func startWorkerProc(b *testing.B, bin, model string, threads int) *workerProc {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := watchFreePort(b)
 	cmd := exec.Command(bin, "worker", "--model", model, "--port", strconv.Itoa(port),
 		"--slots", strconv.Itoa(workerBenchSlots), "--ctx-size", strconv.Itoa(workerBenchCtx), "--threads", strconv.Itoa(threads))
 	log := &bytes.Buffer{}
