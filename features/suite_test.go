@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+
+	"github.com/rbee-dev/rbee/internal/testsshd"
 )
 
 // rbeeBin is the binary under test: $RBEE_BIN, or one built by TestMain.
@@ -105,26 +107,8 @@ type world struct {
 // bgProc is a process started in the background by a step.
 type bgProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testsshd.SyncBuffer
 	done chan struct{}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (w *world) setup(s *godog.Scenario) error {
@@ -227,7 +211,7 @@ func (w *world) run(line string, timeout time.Duration) error {
 // startBackground starts a command line and keeps it under name until the scenario ends.
 func (w *world) startBackground(name, line string) (*bgProc, error) {
 	cmd := w.command(context.Background(), line)
-	out := &syncBuffer{}
+	out := &testsshd.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, err
