@@ -7,8 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +22,8 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+
+	"github.com/rbee-dev/rbee/internal/testsshd"
 )
 
 func init() { stepSets = append(stepSets, registerHiveSteps) }
@@ -137,12 +137,11 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(rbeeBin)
+		want, err := fileSHA256(rbeeBin)
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(b)
-		if want := hex.EncodeToString(sum[:]); v != want {
+		if v != want {
 			return fmt.Errorf("%s is %v, want the sha256 of %s: %s", path, v, rbeeBin, want)
 		}
 		return nil
@@ -368,12 +367,10 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 // start runs `rbee hive` on a free loopback port with a data dir in the
 // scenario folder, a 1 s health interval and a 2 s stall timeout.
 func (hw *hiveWorld) start(args string) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	args = hw.w.expand(args)
 	if !strings.Contains(args, "--data-dir") {
 		if hw.dataDir == "" {

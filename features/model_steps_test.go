@@ -2,12 +2,9 @@ package features
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,24 +19,12 @@ var printedSHA = regexp.MustCompile(`sha256: ([0-9a-f]{64})`)
 
 func registerModelSteps(sc *godog.ScenarioContext, w *world) {
 	path := func(name string) string { return filepath.Join(w.dir, w.expand(name)) }
-	fileSHA := func(name string) (string, error) {
-		f, err := os.Open(path(name))
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	}
 	sc.Step(`^the file "([^"]*)" has the sha256 printed on stdout$`, func(name string) error {
 		m := printedSHA.FindStringSubmatch(w.stdout)
 		if m == nil {
 			return fmt.Errorf("stdout has no sha256 line:\n%s", w.stdout)
 		}
-		got, err := fileSHA(name)
+		got, err := fileSHA256(path(name))
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cucumber/godog"
+
+	"github.com/rbee-dev/rbee/internal/testsshd"
 )
 
 func init() { stepSets = append(stepSets, registerWorkerSteps) }
@@ -458,7 +460,7 @@ func registerWorkerSteps(sc *godog.ScenarioContext, w *world) {
 
 // start runs `rbee worker` on a free port in the background.
 func (ww *workerWorld) start(args string, ready bool) error {
-	port, err := workerFreePort()
+	port, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -684,15 +686,6 @@ func randomBody(rng *rand.Rand) []byte {
 		}
 		return b
 	}
-}
-
-func workerFreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // sseEvents returns the data payloads of an SSE body, [DONE] excluded.
