@@ -320,12 +320,8 @@ func (e *executor) model(ctx context.Context, c *planner.Change) error {
 				return err
 			}
 		}
-		err := cl.DeleteModel(ctx, c.Addr.Model)
-		if err != nil && !api.HasStatus(err, http.StatusNotFound) {
-			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !api.FromServer(err)) {
-				return fmt.Errorf("remove model %s from %s: %w", c.Addr.Model, c.Addr.Node, err)
-			}
-			// The hive does not answer and the node is being removed: uninstalling it removes the file.
+		if err := cl.DeleteModel(ctx, c.Addr.Model); !e.removed(c, err) {
+			return fmt.Errorf("remove model %s from %s: %w", c.Addr.Model, c.Addr.Node, err)
 		}
 		if c.Action == planner.Delete {
 			return store.Delete(ctx, c.Addr)
@@ -353,6 +349,15 @@ func (e *executor) model(ctx context.Context, c *planner.Change) error {
 	rec.Status, rec.UpdatedAt = state.ModelReady, time.Now().UTC()
 	e.setDetail(c.Addr, fmt.Sprintf("%s, sha256 %s…", gguf.FormatBytes(m.Size), short(m.SHA256)))
 	return store.Put(ctx, rec)
+}
+
+// removed reports whether a DELETE on the hive for c left the resource gone:
+// it succeeded, the hive did not know it (404), or the hive does not answer
+// and c deletes a resource on a node that is being removed (uninstalling the
+// hive removes it).
+func (e *executor) removed(c *planner.Change, err error) bool {
+	return err == nil || api.HasStatus(err, http.StatusNotFound) ||
+		c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !api.FromServer(err)
 }
 
 // stopWorkersOf stops the workers on node that use model (before the model is replaced).
@@ -386,11 +391,8 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 		id = before.ID
 	}
 	if c.Action == planner.Delete || c.Action == planner.Replace {
-		err := cl.DeleteWorker(ctx, id)
-		if err != nil && !api.HasStatus(err, http.StatusNotFound) {
-			if !(c.Action == planner.Delete && e.nodeGoes(c.Addr.Node) && !api.FromServer(err)) {
-				return fmt.Errorf("stop worker %s on %s: %w", id, c.Addr.Node, err)
-			}
+		if err := cl.DeleteWorker(ctx, id); !e.removed(c, err) {
+			return fmt.Errorf("stop worker %s on %s: %w", id, c.Addr.Node, err)
 		}
 		if c.Action == planner.Delete {
 			return store.Delete(ctx, c.Addr)

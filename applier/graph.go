@@ -113,10 +113,6 @@ func runGraph(stop context.Context, steps []step, parallelism int, done func(out
 		}
 		o := <-finished
 		running--
-		if o.skipped != "" {
-			skip(o.id, o.skipped)
-			continue
-		}
 		results[o.id] = o
 		if o.err != nil {
 			for _, d := range dependents[o.id] {

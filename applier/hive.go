@@ -105,14 +105,12 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}
-	token, installed, err := prepare(ctx, t, n)
+	token, err := prepare(ctx, t, n)
 	if err != nil {
 		return InstalledHive{}, err
 	}
-	if installed != sum {
-		if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
-			return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
-		}
+	if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
+		return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
 	}
 	mode, err := restartHive(ctx, t, n)
 	if err != nil {
@@ -127,8 +125,7 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 
 // prepareScript creates the install dir ($1, with bin/ and data/) and the
 // token file $2: an existing token is kept (its mode fixed to 0600), else
-// the one on stdin is written. It prints the token in use, then
-// "binary <sha256>" of an installed hive binary.
+// the one on stdin is written. It prints the token in use.
 const prepareScript = `set -e
 mkdir -p -- "$1" "$1/bin" "$1/data"
 if [ -s "$2" ]; then
@@ -141,12 +138,11 @@ else
 fi
 cat "$2"`
 
-// prepare creates the install dir and returns the hive token and the sha256
-// of the hive binary already installed ("" when none is).
-func prepare(ctx context.Context, t transport.Transport, n Node) (token, installed string, err error) {
+// prepare creates the install dir and returns the hive token.
+func prepare(ctx context.Context, t transport.Transport, n Node) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return "", "", err
+		return "", err
 	}
 	fresh := hex.EncodeToString(b)
 	out, err := t.Run(ctx, []string{"sh", "-c", prepareScript, "sh", n.InstallDir, n.tokenPath()}, strings.NewReader(fresh+"\n"))
@@ -155,17 +151,14 @@ func prepare(ctx context.Context, t transport.Transport, n Node) (token, install
 		if n.Local {
 			user = "this user"
 		}
-		return "", "", fmt.Errorf("prepare install dir %s on %s: %w (check that %s may write there, or change install_dir)", n.InstallDir, n.where(), err, user)
+		return "", fmt.Errorf("prepare install dir %s on %s: %w (check that %s may write there, or change install_dir)", n.InstallDir, n.where(), err, user)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	token = strings.TrimSpace(lines[0])
+	token, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	token = strings.TrimSpace(token)
 	if token == "" {
-		return "", "", fmt.Errorf("the hive token file %s on %s is empty", n.tokenPath(), n.where())
+		return "", fmt.Errorf("the hive token file %s on %s is empty", n.tokenPath(), n.where())
 	}
-	if len(lines) > 1 {
-		installed, _ = strings.CutPrefix(strings.TrimSpace(lines[len(lines)-1]), "binary ")
-	}
-	return token, installed, nil
+	return token, nil
 }
 
 // stopScript stops the node's hive. $1 pid file, $2 hive binary, $3 bin dir,

@@ -2,7 +2,6 @@ package applier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -105,8 +104,7 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 	if l.State == nil {
 		n.Status = state.NodeUnreachable
 		n.Warnings = []string{fmt.Sprintf("hive at %s does not answer: %s", n.HiveURL, shortErr(l.Err))}
-		var apiErr *api.Error
-		if errors.As(l.Err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+		if api.HasStatus(l.Err, http.StatusUnauthorized) {
 			n.Warnings = []string{planner.TokenRefused}
 		}
 		return

@@ -60,7 +60,7 @@ func (l *Local) Upload(ctx context.Context, localPath, remotePath string, mode f
 		os.Remove(tmp)
 		return fmt.Errorf("upload %s to %s: %w", localPath, remotePath, err)
 	}
-	got, err := digest.Cached(tmp)
+	got, _, err := digest.File(tmp) // not Cached: the temporary name is used once
 	if err == nil && got != want {
 		err = fmt.Errorf("sha256 of the copy is %s, want %s", got, want)
 	}

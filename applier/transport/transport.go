@@ -70,6 +70,3 @@ func Join(argv []string) string {
 	}
 	return strings.Join(q, " ")
 }
-
-// sums remembers file checksums by path, size and modification time, so
-// installing one binary on many nodes hashes it once.
