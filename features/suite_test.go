@@ -6,6 +6,7 @@ package features
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -236,18 +237,31 @@ func (w *world) proc(name string) (*bgProc, error) {
 
 // eventually polls f every 100ms until it returns nil or timeout passes.
 func eventually(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
+	err := untilOK(timeout, f)
+	var stop backoffStop
+	if err == nil || errors.As(err, &stop) {
+		return err
+	}
+	return fmt.Errorf("after %s: %w", timeout, err)
+}
+
+// untilOK polls check every 100ms until it returns nil or a backoffStop, or
+// bound passes (a bound on waiting, not a timing assertion), returning the
+// last error as it is.
+func untilOK(bound time.Duration, check func() error) error {
+	deadline := time.Now().Add(bound)
 	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %w", timeout, err)
+		err := check()
+		var stop backoffStop
+		if err == nil || errors.As(err, &stop) || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// backoffStop marks an error that retrying cannot fix.
+type backoffStop struct{ error }
 
 // killAndWait sends SIGKILL to pid, like a crash, and waits until the process
 // is gone (a zombie counts as gone).

@@ -49,20 +49,6 @@ pool "chat" {
 }
 `
 
-// untilOK retries check every 200 ms until it returns nil or bound passes
-// (a bound on waiting, not a timing assertion), returning the last error.
-func untilOK(bound time.Duration, check func() error) error {
-	deadline := time.Now().Add(bound)
-	for {
-		err := check()
-		var stop backoffStop
-		if err == nil || errors.As(err, &stop) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func (w *world) watchFleetBody(model string, replicas int) []byte {
 	return []byte(fmt.Sprintf(watchFleet, w.vars["HIVE_PORT"], model, replicas))
 }
@@ -477,9 +463,6 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 }
-
-// backoffStop marks an error that retrying cannot fix.
-type backoffStop struct{ error }
 
 func grepLines(s, sub string) string {
 	var out []string
