@@ -37,15 +37,13 @@ func (w *world) readyWorkers(name, pool string) (int, []hiveapi.WorkerStatus, er
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.State(ctx)
+	workers, err := hiveWorkers(c)
 	if err != nil {
 		return 0, nil, err
 	}
 	n := 0
 	var mine []hiveapi.WorkerStatus
-	for _, ws := range st.Workers {
+	for _, ws := range workers {
 		if ws.Pool != pool {
 			continue
 		}

@@ -65,18 +65,27 @@ func (w *world) liveWorker(id string) (hiveapi.WorkerStatus, *hiveapi.Client, er
 	if err != nil {
 		return hiveapi.WorkerStatus{}, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.State(ctx)
+	workers, err := hiveWorkers(c)
 	if err != nil {
 		return hiveapi.WorkerStatus{}, nil, err
 	}
-	for _, ws := range st.Workers {
+	for _, ws := range workers {
 		if ws.ID == id {
 			return ws, c, nil
 		}
 	}
-	return hiveapi.WorkerStatus{}, nil, fmt.Errorf("the hive runs no worker %q (it runs %d workers)", id, len(st.Workers))
+	return hiveapi.WorkerStatus{}, nil, fmt.Errorf("the hive runs no worker %q (it runs %d workers)", id, len(workers))
+}
+
+// hiveWorkers lists the workers a hive reports, asking it for at most 5 s.
+func hiveWorkers(c *hiveapi.Client) ([]hiveapi.WorkerStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Workers, nil
 }
 
 func registerInferSteps(sc *godog.ScenarioContext, w *world) {
@@ -175,14 +184,12 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			return err
 		}
 		return eventually(15*time.Second, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			st, err := c.State(ctx)
+			workers, err := hiveWorkers(c)
 			if err != nil {
 				return err
 			}
-			if len(st.Workers) != 0 {
-				return fmt.Errorf("the hive runs %d workers: %+v", len(st.Workers), st.Workers)
+			if len(workers) != 0 {
+				return fmt.Errorf("the hive runs %d workers: %+v", len(workers), workers)
 			}
 			return nil
 		})

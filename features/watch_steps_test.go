@@ -53,38 +53,40 @@ func (w *world) watchFleetBody(model string, replicas int) []byte {
 	return []byte(fmt.Sprintf(watchFleet, w.vars["HIVE_PORT"], model, replicas))
 }
 
-// watchHive is a client for the local node's hive, with the token apply keeps beside the state.
-func (w *world) watchHive() (*hiveapi.Client, error) {
-	tok, err := os.ReadFile(filepath.Join(w.dir, ".rbee", "hive-tokens", "local"))
-	if err != nil {
-		return nil, fmt.Errorf("the hive token apply records: %w", err)
-	}
-	return hiveapi.NewClient("http://127.0.0.1:"+w.vars["HIVE_PORT"], strings.TrimSpace(string(tok))), nil
-}
-
 // poolWorkers lists the hive's workers of pool, and how many of them are ready.
 func (w *world) poolWorkers(pool string) (ready int, all []hiveapi.WorkerStatus, err error) {
-	c, err := w.watchHive()
+	c, err := w.localHive()
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.State(ctx)
+	workers, err := hiveWorkers(c)
 	if err != nil {
 		return 0, nil, err
 	}
-	for _, ws := range st.Workers {
+	for _, ws := range workers {
 		if ws.Pool != pool && !strings.HasPrefix(ws.ID, pool+"-") {
 			continue
 		}
 		all = append(all, ws)
-		if ws.State == "idle" || ws.State == "busy" {
+		if hiveapi.Ready(ws.State) {
 			ready++
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	return ready, all, nil
+}
+
+// poolPIDs lists the workers of pool as "id=pid,id=pid", sorted by id.
+func (w *world) poolPIDs(pool string) (string, error) {
+	_, all, err := w.poolWorkers(pool)
+	if err != nil {
+		return "", err
+	}
+	var pids []string
+	for _, ws := range all {
+		pids = append(pids, ws.ID+"="+strconv.Itoa(ws.PID))
+	}
+	return strings.Join(pids, ","), nil
 }
 
 // daemonStatus reads GET /v1/status of the scenario's daemon.
@@ -99,20 +101,6 @@ func (w *world) daemonStatus() (map[string]any, error) {
 		return nil, err
 	}
 	return st, nil
-}
-
-// lookup follows a dotted path ("config.valid", "last_error.text") in JSON.
-func lookup(v any, path string) (any, bool) {
-	for _, k := range strings.Split(path, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
 }
 
 func jsonText(v any) string {
@@ -223,27 +211,19 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 		})
 	})
 	sc.Step(`^I note the worker pids of pool "([^"]*)" as "([^"]*)"$`, func(pool, name string) error {
-		_, all, err := w.poolWorkers(pool)
+		pids, err := w.poolPIDs(pool)
 		if err != nil {
 			return err
 		}
-		var pids []string
-		for _, ws := range all {
-			pids = append(pids, ws.ID+"="+strconv.Itoa(ws.PID))
-		}
-		w.vars[name] = strings.Join(pids, ",")
+		w.vars[name] = pids
 		return nil
 	})
 	sc.Step(`^the worker pids of pool "([^"]*)" are still "([^"]*)"$`, func(pool, want string) error {
-		_, all, err := w.poolWorkers(pool)
+		got, err := w.poolPIDs(pool)
 		if err != nil {
 			return err
 		}
-		var pids []string
-		for _, ws := range all {
-			pids = append(pids, ws.ID+"="+strconv.Itoa(ws.PID))
-		}
-		if got := strings.Join(pids, ","); got != w.expand(want) {
+		if got != w.expand(want) {
 			return fmt.Errorf("the workers of pool %s are %s, want them untouched: %s", pool, got, w.expand(want))
 		}
 		return nil
@@ -277,7 +257,7 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^a new local hive answers$`, func() error {
 		return untilOK(2*time.Minute, func() error {
-			c, err := w.watchHive()
+			c, err := w.localHive()
 			if err != nil {
 				return err
 			}
@@ -297,18 +277,24 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 		})
 	})
 
-	sc.Step(`^the daemon status "([^"]*)" (?:becomes|is) "((?:[^"\\]|\\.)*)"$`, func(path, want string) error {
-		want = w.expand(unquote(want))
+	// statusText waits until the daemon status at path, as JSON text, passes check.
+	statusText := func(path string, check func(got string) error) error {
 		return untilOK(90*time.Second, func() error {
 			st, err := w.daemonStatus()
 			if err != nil {
 				return err
 			}
-			v, ok := lookup(st, path)
-			if !ok {
+			v, err := jsonPath(st, path)
+			if err != nil {
 				return fmt.Errorf("the status has no %s: %v", path, st)
 			}
-			if got := jsonText(v); got != want {
+			return check(jsonText(v))
+		})
+	}
+	sc.Step(`^the daemon status "([^"]*)" (?:becomes|is) "((?:[^"\\]|\\.)*)"$`, func(path, want string) error {
+		want = w.expand(unquote(want))
+		return statusText(path, func(got string) error {
+			if got != want {
 				return fmt.Errorf("status %s = %s, want %s", path, got, want)
 			}
 			return nil
@@ -316,16 +302,8 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^the daemon status "([^"]*)" (?:comes to contain|contains) "((?:[^"\\]|\\.)*)"$`, func(path, want string) error {
 		want = w.expand(unquote(want))
-		return untilOK(90*time.Second, func() error {
-			st, err := w.daemonStatus()
-			if err != nil {
-				return err
-			}
-			v, ok := lookup(st, path)
-			if !ok {
-				return fmt.Errorf("the status has no %s: %v", path, st)
-			}
-			if got := jsonText(v); !strings.Contains(got, want) {
+		return statusText(path, func(got string) error {
+			if !strings.Contains(got, want) {
 				return fmt.Errorf("status %s = %s, want it to contain %q", path, got, want)
 			}
 			return nil
@@ -337,7 +315,7 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 			if err != nil {
 				return 0, err
 			}
-			v, _ := lookup(st, "reconciles")
+			v, _ := jsonPath(st, "reconciles")
 			f, ok := v.(float64)
 			if !ok {
 				return 0, fmt.Errorf("status reconciles = %v", v)
@@ -438,7 +416,7 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 			if err != nil {
 				return err
 			}
-			if ph, _ := lookup(st, "phase"); ph != "applying" {
+			if ph, _ := jsonPath(st, "phase"); ph != "applying" {
 				return fmt.Errorf("the daemon is %v, not applying", ph)
 			}
 			return nil
