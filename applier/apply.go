@@ -17,6 +17,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/gguf"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
@@ -347,7 +348,7 @@ func (e *executor) model(ctx context.Context, c *planner.Change) error {
 	rec := *after
 	rec.ActualSHA256, rec.Path, rec.Size = m.SHA256, m.Path, m.Size
 	rec.Status, rec.UpdatedAt = state.ModelReady, time.Now().UTC()
-	e.setDetail(c.Addr, fmt.Sprintf("%s, sha256 %s…", gguf.FormatBytes(m.Size), short(m.SHA256)))
+	e.setDetail(c.Addr, fmt.Sprintf("%s, sha256 %s…", gguf.FormatBytes(m.Size), digest.Short(m.SHA256)))
 	return store.Put(ctx, rec)
 }
 
@@ -437,11 +438,4 @@ func (e *executor) workerLogs(ctx context.Context, cl *hiveapi.Client, id string
 		return ""
 	}
 	return "\nlast lines of the worker's output:\n  " + strings.Join(lines, "\n  ")
-}
-
-func short(sum string) string {
-	if len(sum) > 12 {
-		return sum[:12]
-	}
-	return sum
 }

@@ -51,3 +51,12 @@ func Cached(path string) (string, error) {
 	cache.m[key] = s
 	return s, nil
 }
+
+// Short is the first 12 hex digits of sum, enough to tell checksums apart in
+// messages.
+func Short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -195,13 +196,6 @@ func (d *differ) workerGoneReason(h *state.WorkerRecord) string {
 	return fmt.Sprintf("replicas of pool %s reduced to %d", h.Pool, p.Replicas)
 }
 
-func short(sum string) string {
-	if len(sum) > 12 {
-		return sum[:12]
-	}
-	return sum
-}
-
 func arrow(field string, a, b any) string {
 	return fmt.Sprintf("%s %v → %v", field, show(a), show(b))
 }
@@ -277,7 +271,7 @@ func diffNode(w, h *state.NodeRecord) *Change {
 		update = append(update, arrow("insecure_ignore_host_key", h.InsecureIgnoreHostKey, w.InsecureIgnoreHostKey))
 	}
 	if w.BinarySHA256 != "" && h.BinarySHA256 != "" && h.BinarySHA256 != w.BinarySHA256 {
-		update = append(update, fmt.Sprintf("binary checksum differs (hive runs %s…, want %s…)", short(h.BinarySHA256), short(w.BinarySHA256)))
+		update = append(update, fmt.Sprintf("binary checksum differs (hive runs %s…, want %s…)", digest.Short(h.BinarySHA256), digest.Short(w.BinarySHA256)))
 	}
 	switch h.Status {
 	case state.NodeUnreachable:
@@ -325,12 +319,12 @@ func diffModel(w, h *state.ModelRecord) *Change {
 	}
 	if h.SHA256 != w.SHA256 {
 		if w.SHA256 != "" && h.ActualSHA256 != "" && h.ActualSHA256 != w.SHA256 {
-			replace = append(replace, fmt.Sprintf("sha256 pin changed to %s…, the file on the node is %s…", short(w.SHA256), short(h.ActualSHA256)))
+			replace = append(replace, fmt.Sprintf("sha256 pin changed to %s…, the file on the node is %s…", digest.Short(w.SHA256), digest.Short(h.ActualSHA256)))
 		} else {
-			update = append(update, arrow("sha256", short(h.SHA256), short(w.SHA256)))
+			update = append(update, arrow("sha256", digest.Short(h.SHA256), digest.Short(w.SHA256)))
 		}
 	} else if w.SHA256 != "" && h.ActualSHA256 != "" && h.ActualSHA256 != w.SHA256 {
-		replace = append(replace, fmt.Sprintf("file sha256 %s… differs from the pin %s…", short(h.ActualSHA256), short(w.SHA256)))
+		replace = append(replace, fmt.Sprintf("file sha256 %s… differs from the pin %s…", digest.Short(h.ActualSHA256), digest.Short(w.SHA256)))
 	}
 	if h.Keep != w.Keep {
 		update = append(update, arrow("keep", h.Keep, w.Keep))
@@ -680,14 +674,14 @@ func driftReasons(before, after state.Record) []string {
 		cmp("status", b.Status, a.Status)
 		cmp("hive_version", b.HiveVersion, a.HiveVersion)
 		if b.BinarySHA256 != a.BinarySHA256 {
-			out = append(out, arrow("binary_sha256", short(b.BinarySHA256), short(a.BinarySHA256)))
+			out = append(out, arrow("binary_sha256", digest.Short(b.BinarySHA256), digest.Short(a.BinarySHA256)))
 		}
 		cmp("hive_url", b.HiveURL, a.HiveURL)
 	case *state.ModelRecord:
 		a := after.(*state.ModelRecord)
 		cmp("status", b.Status, a.Status)
 		if b.ActualSHA256 != a.ActualSHA256 {
-			out = append(out, arrow("actual_sha256", short(b.ActualSHA256), short(a.ActualSHA256)))
+			out = append(out, arrow("actual_sha256", digest.Short(b.ActualSHA256), digest.Short(a.ActualSHA256)))
 		}
 		cmp("size", b.Size, a.Size)
 		cmp("path", b.Path, a.Path)

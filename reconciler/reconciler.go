@@ -21,6 +21,7 @@ import (
 
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -274,7 +275,7 @@ func (r *Reconciler) load(t trigger) (*config.Config, bool) {
 		r.metrics.failures.WithLabelValues("config").Inc()
 		kept := "nothing runs yet: fix the file"
 		if r.good != nil {
-			kept = "the last valid configuration keeps running (hash " + short(r.good.Hash()) + "); nothing is torn down"
+			kept = "the last valid configuration keeps running (hash " + digest.Short(r.good.Hash()) + "); nothing is torn down"
 		}
 		if text != r.invalid {
 			r.log.Error("the configuration is invalid; "+kept, "config", r.opts.ConfigPath, "err", diags.Err(), "diagnostics", text)
@@ -300,7 +301,7 @@ func (r *Reconciler) load(t trigger) (*config.Config, bool) {
 		r.invalid = ""
 	}
 	if r.good == nil || r.good.Hash() != cfg.Hash() {
-		r.log.Info("configuration loaded", "config", r.opts.ConfigPath, "hash", short(cfg.Hash()),
+		r.log.Info("configuration loaded", "config", r.opts.ConfigPath, "hash", digest.Short(cfg.Hash()),
 			"nodes", len(cfg.Nodes), "models", len(cfg.Models), "pools", len(cfg.Pools))
 	}
 	r.good = cfg
@@ -493,11 +494,4 @@ func (r *Reconciler) succeeded() {
 
 func planLine(add, change, destroy int) string {
 	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", add, change, destroy)
-}
-
-func short(sum string) string {
-	if len(sum) > 12 {
-		return sum[:12]
-	}
-	return sum
 }
