@@ -387,7 +387,6 @@ func (hw *hiveWorld) start(args string) error {
 // restart stops the hive with sig, waits for it and starts it again with the
 // same command line. After SIGTERM no worker of the hive may be left.
 func (hw *hiveWorld) restart(sig syscall.Signal) error {
-	hw.rememberPIDs()
 	for id, ws := range hw.lastWorkers() {
 		hw.oldPIDs[id] = ws
 	}
@@ -590,7 +589,8 @@ func (hw *hiveWorld) worker(id string) (hiveWorkerStatus, error) {
 	return hiveWorkerStatus{}, fmt.Errorf("the hive's state has no worker %q", id)
 }
 
-// lastWorkers returns the current pid of every worker.
+// lastWorkers returns the current pid of every worker (and, like every read
+// of the state, records the pids).
 func (hw *hiveWorld) lastWorkers() map[string]int {
 	out := map[string]int{}
 	if st, err := hw.state(); err == nil {
