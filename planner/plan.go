@@ -119,6 +119,12 @@ func (p *Plan) HasChanges() bool {
 	return len(p.Changes) > 0
 }
 
+// Summary is the "Plan: N to add, N to change, N to destroy." line.
+func (p *Plan) Summary() string {
+	add, change, destroy := p.Counts()
+	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", add, change, destroy)
+}
+
 // Change returns the change at addr, or nil.
 func (p *Plan) Change(addr state.Addr) *Change {
 	for _, c := range p.Changes {

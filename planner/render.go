@@ -107,8 +107,7 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) error {
 			line(c)
 		}
 		fmt.Fprintln(bw)
-		add, change, destroy := p.Counts()
-		fmt.Fprintln(bw, paint(ansiBold, fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", add, change, destroy)))
+		fmt.Fprintln(bw, paint(ansiBold, p.Summary()))
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(bw, "\n%s %s\n", paint(ansiYellow+ansiBold, "Warning:"), warn)
@@ -167,7 +166,7 @@ func RenderJSON(w io.Writer, p *Plan) error {
 	case len(p.Changes) == 0:
 		s.Description = "No changes. Your fleet matches the configuration."
 	default:
-		s.Description = fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", add, change, destroy)
+		s.Description = p.Summary()
 	}
 	return enc.Encode(s)
 }

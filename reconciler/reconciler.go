@@ -444,11 +444,10 @@ func (r *Reconciler) recordDrift(ctx context.Context, p *planner.Plan) error {
 
 // apply executes p (the caller holds the lock) and reports whether it all succeeded.
 func (r *Reconciler) apply(ctx context.Context, p *planner.Plan, t trigger) bool {
-	add, change, destroy := p.Counts()
-	r.phase(PhaseApplying, planLine(add, change, destroy))
+	r.phase(PhaseApplying, p.Summary())
 	sum := &ApplySummary{Trigger: t.kind, EventAt: t.eventAt(), StartedAt: time.Now(), Failed: []string{}}
 	r.update(func(s *Status) { s.LastApply = sum })
-	r.log.Info("applying", "trigger", t.kind, "plan", planLine(add, change, destroy))
+	r.log.Info("applying", "trigger", t.kind, "plan", p.Summary())
 
 	a := applier.New(r.store, r.opts.Out)
 	if r.opts.Parallelism > 0 {
@@ -490,8 +489,4 @@ func (r *Reconciler) succeeded() {
 			s.LastError = nil
 		}
 	})
-}
-
-func planLine(add, change, destroy int) string {
-	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", add, change, destroy)
 }

@@ -148,7 +148,7 @@ func planSummary(p *planner.Plan, t trigger, started time.Time) *PlanSummary {
 	if len(p.Changes) == 0 {
 		s.Description = "No changes. The fleet matches the configuration."
 	} else {
-		s.Description = planLine(add, change, destroy)
+		s.Description = p.Summary()
 	}
 	return s
 }
