@@ -90,21 +90,12 @@ func hiveWorkers(c *hiveapi.Client) ([]hiveapi.WorkerStatus, error) {
 
 func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 	fleetFile := func(pool, model string, replicas, slots int, extra string) error {
-		if w.vars["HIVE_PORT"] == "" {
-			port, err := testsshd.FreePort("127.0.0.1")
-			if err != nil {
-				return err
-			}
-			w.vars["HIVE_PORT"] = strconv.Itoa(port)
-			dir := w.dir
-			w.onCleanup(func() {
-				// Stop what apply started: destroy as a user would, then anything left.
-				_ = w.run("rbee destroy -auto-approve", 2*time.Minute)
-				if _, err := os.Stat(filepath.Join(dir, "demo", "rbee.hcl")); err == nil {
-					_ = w.run("rbee destroy -auto-approve --config demo/rbee.hcl", 2*time.Minute)
-				}
-				testsshd.StopProcessesUnder(dir)
-			})
+		// Stop what apply started: destroy as a user would, then anything left.
+		if err := w.localFleet([]string{
+			"rbee destroy -auto-approve",
+			"test ! -f demo/rbee.hcl || rbee destroy -auto-approve --config demo/rbee.hcl",
+		}, "HIVE_PORT"); err != nil {
+			return err
 		}
 		port, _ := strconv.Atoi(w.vars["HIVE_PORT"])
 		body := fmt.Sprintf(localFleet, port, model, pool, model, replicas, slots, extra)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/cucumber/godog"
 
@@ -18,16 +17,10 @@ import (
 func init() { stepSets = append(stepSets, registerPoolPortSteps) }
 
 func registerPoolPortSteps(sc *godog.ScenarioContext, w *world) {
-	cleanup := false
 	// NAME is the first of n consecutive free ports; NAME_1 … the next ones.
 	sc.Step(`^(\d+) free loopback ports? as "([^"]*)"$`, func(n int, name string) error {
-		if !cleanup {
-			cleanup = true
-			dir := w.dir
-			w.onCleanup(func() {
-				_ = w.run("rbee destroy -auto-approve", 2*time.Minute)
-				testsshd.StopProcessesUnder(dir)
-			})
+		if err := w.localFleet([]string{"rbee destroy -auto-approve"}); err != nil {
+			return err
 		}
 		for try := 0; try < 50; try++ {
 			first, err := testsshd.FreePort("127.0.0.1")

@@ -103,6 +103,7 @@ type world struct {
 	mu       sync.Mutex
 	bg       map[string]*bgProc
 	cleanups []func()
+	destroys map[string]bool // destroy command lines registered by localFleet
 }
 
 // bgProc is a process started in the background by a step.
@@ -122,12 +123,44 @@ func (w *world) setup(s *godog.Scenario) error {
 	w.vars = map[string]string{"DIR": dir, "RBEE": rbeeBin}
 	w.bg = map[string]*bgProc{}
 	w.cleanups = nil
+	w.destroys = map[string]bool{}
 	w.stdout, w.stderr, w.exit = "", "", 0
 	return nil
 }
 
 // onCleanup registers f to run after the scenario, last registered first.
 func (w *world) onCleanup(f func()) { w.cleanups = append(w.cleanups, f) }
+
+// localFleet sets each of ports to a free loopback port (unless the scenario
+// has one already) and makes sure that, after the scenario, whatever apply
+// started from the scenario folder is destroyed with the destroy command
+// lines, run in order, and nothing started there is left running. The same
+// lines are registered once per scenario.
+func (w *world) localFleet(destroy []string, ports ...string) error {
+	for _, name := range ports {
+		if w.vars[name] != "" {
+			continue
+		}
+		port, err := testsshd.FreePort("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		w.vars[name] = strconv.Itoa(port)
+	}
+	key := strings.Join(destroy, "\n")
+	if w.destroys[key] {
+		return nil
+	}
+	w.destroys[key] = true
+	dir := w.dir
+	w.onCleanup(func() {
+		for _, line := range destroy {
+			_ = w.run(line, 2*time.Minute)
+		}
+		testsshd.StopProcessesUnder(dir)
+	})
+	return nil
+}
 
 func (w *world) teardown(scenarioErr error) {
 	for name, p := range w.bg {

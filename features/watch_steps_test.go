@@ -114,20 +114,9 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-// watchCleanup makes sure that, after the scenario (and after the daemon
-// has been stopped), whatever the daemon applied is destroyed and nothing it
-// started is left running.
-func (w *world) watchCleanup() {
-	if w.vars["WATCH_CLEANUP"] != "" {
-		return
-	}
-	w.vars["WATCH_CLEANUP"] = "yes"
-	dir := w.dir
-	w.onCleanup(func() {
-		_ = w.run("rbee destroy -auto-approve -lock-timeout 30s", 2*time.Minute)
-		testsshd.StopProcessesUnder(dir)
-	})
-}
+// watchDestroy destroys, after the scenario (and after the daemon has been
+// stopped), whatever the daemon applied.
+var watchDestroy = []string{"rbee destroy -auto-approve -lock-timeout 30s"}
 
 // daemon returns the running daemon's process.
 func (w *world) daemon() (*bgProc, error) { return w.proc("daemon") }
@@ -137,26 +126,16 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 		return os.WriteFile(filepath.Join(w.dir, "rbee.hcl"), w.watchFleetBody(model, replicas), 0o644)
 	}
 	sc.Step(`^a watched local fleet with (\d+) replicas?$`, func(n int) error {
-		for _, v := range []string{"HIVE_PORT", "WATCH_PORT"} {
-			port, err := testsshd.FreePort("127.0.0.1")
-			if err != nil {
-				return err
-			}
-			w.vars[v] = strconv.Itoa(port)
+		if err := w.localFleet(watchDestroy, "HIVE_PORT", "WATCH_PORT"); err != nil {
+			return err
 		}
-		w.watchCleanup()
 		return writeFleet("tiny", n)
 	})
 
 	sc.Step(`^the daemon runs with "([^"]*)"$`, func(args string) error {
-		if w.vars["WATCH_PORT"] == "" {
-			port, err := testsshd.FreePort("127.0.0.1")
-			if err != nil {
-				return err
-			}
-			w.vars["WATCH_PORT"] = strconv.Itoa(port)
+		if err := w.localFleet(watchDestroy, "WATCH_PORT"); err != nil {
+			return err
 		}
-		w.watchCleanup()
 		line := "exec rbee watch --listen 127.0.0.1:${WATCH_PORT} " + args
 		if _, err := w.startBackground("daemon", line); err != nil {
 			return err
