@@ -63,7 +63,7 @@ func registerPlanSteps(sc *godog.ScenarioContext, w *world) {
 		})
 	})
 	sc.Step(`^another process holds the state lock for "([^"]*)"$`, func(op string) error {
-		st, err := state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
+		st, err := w.stateStore()
 		if err != nil {
 			return err
 		}
@@ -190,7 +190,7 @@ func recordApply(w *world, cfgFile string) error {
 		wr.State, wr.UpdatedAt = state.WorkerIdle, now
 		recs = append(recs, wr)
 	}
-	st, err := state.Open(context.Background(), stateDir, state.Options{})
+	st, err := w.stateStore()
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func editRecord(w *world, addr string, edit func(state.Record) error) error {
 	if err != nil {
 		return err
 	}
-	st, err := state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
+	st, err := w.stateStore()
 	if err != nil {
 		return err
 	}
@@ -218,6 +218,11 @@ func editRecord(w *world, addr string, edit func(state.Record) error) error {
 		return err
 	}
 	return st.Put(context.Background(), r)
+}
+
+// stateStore opens the scenario's state, the one rbee keeps in .rbee.
+func (w *world) stateStore() (*state.Store, error) {
+	return state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
 }
 
 // fileSHA256 is the hive binary checksum the planner expects: path "" is the rbee binary under test.

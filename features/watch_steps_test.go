@@ -24,7 +24,6 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/internal/testsshd"
-	"github.com/rbee-dev/rbee/state"
 )
 
 func init() { stepSets = append(stepSets, registerWatchSteps) }
@@ -349,7 +348,7 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 	})
 
 	sc.Step(`^I hold the state lock as "([^"]*)"$`, func(op string) error {
-		st, err := state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
+		st, err := w.stateStore()
 		if err != nil {
 			return err
 		}
@@ -361,14 +360,14 @@ func registerWatchSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 	sc.Step(`^I release the state lock$`, func() error {
-		st, err := state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
+		st, err := w.stateStore()
 		if err != nil {
 			return err
 		}
 		return st.Unlock(context.Background(), w.vars["HELD_LOCK"])
 	})
 	sc.Step(`^the state is not locked and lists (\d+) workers?$`, func(want int) error {
-		st, err := state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
+		st, err := w.stateStore()
 		if err != nil {
 			return err
 		}
