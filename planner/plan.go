@@ -88,6 +88,9 @@ type Plan struct {
 	Drift       []*Change // differences between the recorded and the refreshed state
 	Warnings    []string
 	CreatedAt   time.Time
+	// Live is the refreshed state the plan was made against (nil without a
+	// refresh). It is not saved in plan files.
+	Live *state.Snapshot
 }
 
 // Counts returns how many resources the plan adds, changes and destroys; a
@@ -185,7 +188,7 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 		if err != nil {
 			return nil, fmt.Errorf("refreshing the live state: %w (use -refresh=false to plan against the recorded state)", err)
 		}
-		live, p.Refreshed = r, true
+		live, p.Refreshed, p.Live = r, true, r
 		p.Drift = Drift(actual, live)
 	}
 	if opts.RefreshOnly {

@@ -315,18 +315,6 @@ func (r *Reconciler) load(t trigger) (*config.Config, bool) {
 	return cfg, true
 }
 
-// liveCapture keeps the refreshed snapshot a plan was made against.
-type liveCapture struct {
-	planner.Refresher
-	live *state.Snapshot
-}
-
-func (c *liveCapture) Refresh(ctx context.Context, snap *state.Snapshot) (*state.Snapshot, error) {
-	live, err := c.Refresher.Refresh(ctx, snap)
-	c.live = live
-	return live, err
-}
-
 // plan refreshes from the hives and plans, without the lock.
 func (r *Reconciler) plan(ctx context.Context, cfg *config.Config, t trigger) (*planner.Plan, error) {
 	started := time.Now()
@@ -338,8 +326,7 @@ func (r *Reconciler) plan(ctx context.Context, cfg *config.Config, t trigger) (*
 		}
 		return nil, err
 	}
-	capture := &liveCapture{Refresher: r.opts.Refresher}
-	p, err := planner.Make(ctx, cfg, snap, planner.Options{Refresher: capture, BinarySHA256: r.opts.BinarySHA256})
+	p, err := planner.Make(ctx, cfg, snap, planner.Options{Refresher: r.opts.Refresher, BinarySHA256: r.opts.BinarySHA256})
 	if err != nil {
 		if ctx.Err() == nil {
 			r.fail("plan", err)
@@ -352,9 +339,9 @@ func (r *Reconciler) plan(ctx context.Context, cfg *config.Config, t trigger) (*
 	}
 	r.metrics.drift.Set(float64(len(drift)))
 	r.metrics.pending.Set(float64(len(p.Changes)))
-	if capture.live != nil {
+	if p.Live != nil {
 		r.metrics.workers.Reset()
-		for _, w := range capture.live.Workers {
+		for _, w := range p.Live.Workers {
 			st := w.State
 			if st == "" {
 				st = "unknown"

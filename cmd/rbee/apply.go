@@ -123,19 +123,16 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 				return err
 			}
 			defer lock.Release()
-			live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
-			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: live})
+			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: applier.NewRefresher(st.Dir())})
 			if err != nil {
 				return exitCode(1, err)
 			}
 			if err := planner.Render(cmd.OutOrStdout(), p, planner.RenderOptions{Color: colorFor(cmd, cmd.OutOrStdout()), Recording: true}); err != nil {
 				return exitCode(1, err)
 			}
-			records := live.changed(snap)
-			if len(records) > 0 {
-				if err := st.Put(cmd.Context(), records...); err != nil {
-					return exitCode(1, err)
-				}
+			records, err := recordRefresh(cmd, st, snap, p)
+			if err != nil {
+				return err
 			}
 			unreachable := 0
 			for _, c := range p.Drift {
@@ -156,42 +153,21 @@ model files, replaced hive binaries. Nothing on the nodes is changed.`,
 	return cmd
 }
 
-// capturingRefresher keeps the snapshot its Refresher returned, so what
-// refresh learned can be written to the state.
-type capturingRefresher struct {
-	planner.Refresher
-	live *state.Snapshot
-}
-
-// Refresh refreshes and keeps the result.
-func (c *capturingRefresher) Refresh(ctx context.Context, snap *state.Snapshot) (*state.Snapshot, error) {
-	live, err := c.Refresher.Refresh(ctx, snap)
-	if err == nil {
-		c.live = live
+// recordRefresh writes what the refresh before p learned (a restarted
+// worker's pid and port, a model whose download finished) to the state and
+// returns the records it wrote (none when p was not refreshed).
+func recordRefresh(cmd *cobra.Command, st *state.Store, recorded *state.Snapshot, p *planner.Plan) ([]state.Record, error) {
+	if p.Live == nil {
+		return nil, nil
 	}
-	return live, err
-}
-
-// changed lists the refreshed records that differ from recorded (none when
-// no refresh ran).
-func (c *capturingRefresher) changed(recorded *state.Snapshot) []state.Record {
-	if c.live == nil {
-		return nil
-	}
-	return applier.Changed(recorded, c.live)
-}
-
-// recordRefresh writes what the refresh before a plan learned (a restarted
-// worker's pid and port, a model whose download finished) to the state.
-func recordRefresh(cmd *cobra.Command, st *state.Store, recorded *state.Snapshot, live *capturingRefresher) error {
-	records := live.changed(recorded)
+	records := applier.Changed(recorded, p.Live)
 	if len(records) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := st.Put(cmd.Context(), records...); err != nil {
-		return exitCode(1, fmt.Errorf("recording the refreshed state: %w", err))
+		return nil, exitCode(1, fmt.Errorf("recording the refreshed state: %w", err))
 	}
-	return nil
+	return records, nil
 }
 
 // checkParallelism refuses a -parallelism below 1, which would run nothing.
@@ -223,9 +199,8 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 	}
 	defer lock.Release()
 	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
-	live := &capturingRefresher{Refresher: applier.NewRefresher(st.Dir())}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
-		opts.Refresher = live
+		opts.Refresher = applier.NewRefresher(st.Dir())
 	}
 	p, err := planner.Make(cmd.Context(), cfg, snap, opts)
 	if err != nil {
@@ -235,7 +210,7 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 		return exitCode(1, err)
 	}
 	if !p.HasChanges() {
-		if err := recordRefresh(cmd, st, snap, live); err != nil {
+		if _, err := recordRefresh(cmd, st, snap, p); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "\n%s\n", (&applier.Result{}).Summary())
@@ -250,7 +225,7 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 			return exitCode(1, errors.New("apply cancelled: nothing was changed"))
 		}
 	}
-	if err := recordRefresh(cmd, st, snap, live); err != nil {
+	if _, err := recordRefresh(cmd, st, snap, p); err != nil {
 		return err
 	}
 	return execute(cmd, st, p, lock)
