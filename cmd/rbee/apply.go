@@ -252,7 +252,7 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		return exitCode(1, fmt.Errorf("%s is a refresh-only plan: record drift with rbee refresh instead", path))
 	}
 	hash := ""
-	if cfg, diags := config.Load(configPath(cmd), config.LoadOptions{StateDir: stateDir(cmd)}); !diags.HasErrors() && cfg != nil {
+	if cfg, diags := config.Load(configPath(cmd), loadOptions(cmd)); !diags.HasErrors() && cfg != nil {
 		hash = cfg.Hash()
 	}
 	st, snap, lock, err := lockedSnapshot(cmd, "apply")

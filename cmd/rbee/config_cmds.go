@@ -140,14 +140,7 @@ func colorFor(cmd *cobra.Command, f io.Writer) bool {
 // -var/-var-file (when the command has them), printing every diagnostic to
 // stderr. It fails (exit 1) when there are errors.
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
-	opts := config.LoadOptions{StateDir: stateDir(cmd)}
-	if f := cmd.Flags().Lookup("var"); f != nil {
-		opts.Vars, _ = cmd.Flags().GetStringArray("var")
-	}
-	if f := cmd.Flags().Lookup("var-file"); f != nil {
-		opts.VarFiles, _ = cmd.Flags().GetStringArray("var-file")
-	}
-	cfg, diags := config.Load(configPath(cmd), opts)
+	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
 	if len(diags.Diags) > 0 {
 		_ = diags.Write(cmd.ErrOrStderr(), colorFor(cmd, cmd.ErrOrStderr()))
 	}
@@ -155,6 +148,15 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 		return nil, exitCode(1, diags.Err())
 	}
 	return cfg, nil
+}
+
+// loadOptions are the config.LoadOptions of every command: the state folder
+// and -var/-var-file (when the command has them; absent flags read as empty).
+func loadOptions(cmd *cobra.Command) config.LoadOptions {
+	opts := config.LoadOptions{StateDir: stateDir(cmd)}
+	opts.Vars, _ = cmd.Flags().GetStringArray("var")
+	opts.VarFiles, _ = cmd.Flags().GetStringArray("var-file")
+	return opts
 }
 
 // openState opens the state folder named by --state.

@@ -166,7 +166,7 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.D
 // catalog reads the configuration quietly, for the hints of infer's errors.
 func catalog(cmd *cobra.Command) (infer.Catalog, error) {
 	path := configPath(cmd)
-	cfg, diags := config.Load(path, config.LoadOptions{StateDir: stateDir(cmd)})
+	cfg, diags := config.Load(path, loadOptions(cmd))
 	if diags.HasErrors() {
 		for _, d := range diags.Diags {
 			if d.Severity == hcl.DiagError {

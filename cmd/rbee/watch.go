@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/api"
-	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/reconciler"
 )
 
@@ -72,9 +71,6 @@ the lock and exits 0; a second signal exits at once.`,
 					return exitCode(1, err)
 				}
 			}
-			load := config.LoadOptions{}
-			load.Vars, _ = cmd.Flags().GetStringArray("var")
-			load.VarFiles, _ = cmd.Flags().GetStringArray("var-file")
 
 			ctx, stop := context.WithCancel(cmd.Context())
 			defer stop()
@@ -98,7 +94,7 @@ the lock and exits 0; a second signal exits at once.`,
 			r, err := reconciler.New(ctx, reconciler.Options{
 				ConfigPath:   configPath(cmd),
 				StateDir:     stateDir(cmd),
-				Load:         load,
+				Load:         loadOptions(cmd),
 				Interval:     interval,
 				Debounce:     debounce,
 				PlanOnly:     planOnly,
