@@ -48,16 +48,3 @@ func (p Policy) Delay(n int) time.Duration {
 	}
 	return d
 }
-
-// Sleep waits for Delay(n) or until done is closed; it reports whether the
-// full delay passed.
-func (p Policy) Sleep(done <-chan struct{}, n int) bool {
-	t := time.NewTimer(p.Delay(n))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		return false
-	}
-}

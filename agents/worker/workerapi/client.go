@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/rbee-dev/rbee/api"
 )
@@ -61,35 +60,11 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// Health checks GET /health.
-func (c *Client) Health(ctx context.Context) error {
-	var v map[string]any
-	return c.getJSON(ctx, "/health", &v)
-}
-
 // Ready returns GET /v1/ready.
 func (c *Client) Ready(ctx context.Context) (Ready, error) {
 	var r Ready
 	err := c.getJSON(ctx, "/v1/ready", &r)
 	return r, err
-}
-
-// WaitReady polls /v1/ready every interval until the worker is ready or ctx ends.
-func (c *Client) WaitReady(ctx context.Context, interval time.Duration) (Ready, error) {
-	for {
-		r, err := c.Ready(ctx)
-		if err == nil && r.Ready {
-			return r, nil
-		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("worker %s is %s (%.0f%% loaded)", c.BaseURL, r.State, 100*r.Progress)
-			}
-			return r, fmt.Errorf("waiting for the worker to be ready: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(interval):
-		}
-	}
 }
 
 // Result is the outcome of a finished inference.
@@ -165,16 +140,6 @@ func ReadSSE(r io.Reader, fn func(data []byte) error) error {
 // Cancel asks the worker to stop job id (DELETE /v1/inference/{id}).
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	resp, err := c.do(ctx, http.MethodDelete, "/v1/inference/"+url.PathEscape(jobID), nil)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
-}
-
-// Shutdown asks the worker to stop (POST /v1/admin/shutdown).
-func (c *Client) Shutdown(ctx context.Context) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/admin/shutdown", struct{}{})
 	if err != nil {
 		return err
 	}
