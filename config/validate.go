@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/rbee-dev/rbee/api"
 )
 
 // MaxNameLen is the longest node, model or pool name.
@@ -84,21 +85,13 @@ func CheckSource(s string) error {
 		if err != nil || u.Host == "" || u.User != nil {
 			return fmt.Errorf("%q is not a valid URL: expected https://host/path.gguf (no credentials in the URL)", s)
 		}
-		if scheme == "http" && !isLoopback(u.Hostname()) {
+		if scheme == "http" && !api.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("%q: plain http is only allowed to a loopback address; use https://", s)
 		}
 	default:
 		return fmt.Errorf("unknown source scheme %q; %s", scheme, allowed)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func hasControl(s string) bool {
@@ -372,7 +365,7 @@ func (v *validator) pool(p *Pool) {
 // machine names the computer a node runs on, for port conflicts: every local
 // node and every SSH node pointed at a loopback address share "this machine".
 func machine(n *Node) string {
-	if n.Connection == ConnectionLocal || isLoopback(n.Host) {
+	if n.Connection == ConnectionLocal || api.IsLoopback(n.Host) {
 		return "this machine"
 	}
 	return strings.ToLower(n.Host)

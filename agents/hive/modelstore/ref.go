@@ -2,13 +2,13 @@ package modelstore
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/gguf"
 )
 
@@ -149,7 +149,7 @@ func parseURL(r Ref, src string, spec hiveapi.ModelSpec) (Ref, error) {
 	if u.User != nil {
 		return Ref{}, refErrorf("source %q: credentials in the URL are not allowed; HF_TOKEN is sent to the Hugging Face endpoint", redact(u))
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !api.IsLoopback(u.Hostname()) {
 		return Ref{}, refErrorf("source %q: plain http is only allowed for loopback hosts; use https://", src)
 	}
 	name := spec.File
@@ -173,14 +173,6 @@ func redact(u *url.URL) string {
 	c := *u
 	c.User = nil
 	return c.String()
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func parseFile(r Ref, src string) (Ref, error) {
