@@ -203,7 +203,7 @@ func (s *Server) startJob(r *http.Request, eng *engine.Engine, id string, req en
 			total, _ := eng.Slots()
 			return nil, api.Errorf(http.StatusServiceUnavailable, "ALL_SLOTS_BUSY", "all %d slots of this worker are busy; retry shortly or use another worker", total)
 		case errors.Is(err, engine.ErrClosed):
-			return nil, api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+			return nil, errShuttingDown()
 		case errors.Is(err, engine.ErrRequest):
 			return nil, fieldError("max_tokens", "%v", err)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
+	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/engine"
 )
 
@@ -229,7 +231,7 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, eng *engine
 		s.writeError(w, endpoint, err)
 		return
 	}
-	w.Header().Set("X-Job-Id", id)
+	w.Header().Set(workerapi.HeaderJobID, id)
 	created := time.Now().Unix()
 	if !stream {
 		var text strings.Builder
@@ -248,7 +250,7 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, eng *engine
 			choice["text"] = text.String()
 			choice["logprobs"] = nil
 		}
-		writeJSON(w, map[string]any{
+		api.WriteJSON(w, http.StatusOK, map[string]any{
 			"id": id, "object": object, "created": created, "model": model,
 			"choices": []any{choice}, "usage": usageOf(st),
 		})
@@ -294,10 +296,4 @@ func chunkSuffix(chat bool) string {
 		return ".chunk"
 	}
 	return ""
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -289,7 +289,7 @@ func (s *Server) postCallback(ctx context.Context, body []byte) error {
 // engine returns the loaded engine, or an *api.Error while loading or stopping.
 func (s *Server) engine() (*engine.Engine, error) {
 	if s.stopping.Load() {
-		return nil, api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+		return nil, errShuttingDown()
 	}
 	eng := s.eng.Load()
 	if eng == nil {
@@ -384,7 +384,7 @@ func (s *Server) addJob(id string, cancel context.CancelFunc) error {
 		return api.Errorf(http.StatusConflict, "JOB_EXISTS", "job %q is already running on this worker; pick another job_id", id).WithDetails(map[string]any{"field": "job_id"})
 	}
 	if s.stopping.Load() {
-		return api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+		return errShuttingDown()
 	}
 	s.jobs[id] = cancel
 	return nil
@@ -401,4 +401,10 @@ func floatFromUint64(u uint64) float64 { return math.Float64frombits(u) }
 
 func modelName(path string) string {
 	return strings.TrimSuffix(filepath.Base(path), ".gguf")
+}
+
+// errShuttingDown is the answer to a request that arrives after shutdown
+// began (a new *api.Error each time: callers may add details).
+func errShuttingDown() *api.Error {
+	return api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
 }
