@@ -177,18 +177,21 @@ func Fingerprint(token string) string {
 
 // RequireBearer wraps h so that every request must carry "Authorization:
 // Bearer <token>". An empty token disables the check (loopback binds).
-// Paths in open (exact match) are served without a token.
+// Requests matching a ServeMux pattern in open ("/health",
+// "POST /v1/workers/{id}/ready") are served without a token.
 func RequireBearer(token string, h http.Handler, open ...string) http.Handler {
 	if token == "" {
 		return h
 	}
 	want := []byte(token)
+	public := http.NewServeMux()
+	for _, p := range open {
+		public.Handle(p, h)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, p := range open {
-			if r.URL.Path == p {
-				h.ServeHTTP(w, r)
-				return
-			}
+		if _, pattern := public.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
