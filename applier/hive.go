@@ -19,6 +19,7 @@ import (
 	"github.com/rbee-dev/rbee/applier/transport"
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/planner"
 )
 
 // Node is what apply needs to know to install, reach and remove a hive.
@@ -46,9 +47,7 @@ func (n Node) ListenHost() string {
 }
 
 // HiveURL is the base URL of the node's hive.
-func (n Node) HiveURL() string {
-	return "http://" + net.JoinHostPort(n.ListenHost(), strconv.Itoa(n.HivePort))
-}
+func (n Node) HiveURL() string { return planner.HiveURL(n.Local, n.SSH.Host, n.HivePort) }
 
 func (n Node) binPath() string   { return path.Join(n.InstallDir, "bin", "rbee") }
 func (n Node) tokenPath() string { return path.Join(n.InstallDir, "hive.token") }

@@ -18,6 +18,8 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -252,16 +254,12 @@ func (r *Router) hive(n *state.NodeRecord) (*hiveapi.Client, error) {
 		return nil, err
 	}
 	url := n.HiveURL
-	if url == "" {
+	if url == "" { // a record written before HiveURL was
 		port := n.HivePort
 		if port == 0 {
 			port = hiveapi.DefaultPort
 		}
-		host := n.Host
-		if host == "" {
-			host = "127.0.0.1"
-		}
-		url = fmt.Sprintf("http://%s:%d", host, port)
+		url = planner.HiveURL(n.Connection == config.ConnectionLocal || n.Host == "", n.Host, port)
 	}
 	c := hiveapi.NewClient(url, tok)
 	c.HTTP = r.HTTP

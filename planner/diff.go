@@ -31,14 +31,10 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 		if cfg.Node(n.Name) != n {
 			continue
 		}
-		host := n.Host
-		if n.Connection == config.ConnectionLocal {
-			host = "127.0.0.1"
-		}
 		r := &state.NodeRecord{Name: n.Name, Connection: n.Connection, Host: n.Host, Port: n.Port, User: n.User,
 			Identity: n.Identity, KnownHosts: n.KnownHosts, InsecureIgnoreHostKey: n.InsecureIgnoreHostKey, InstallDir: n.InstallDir,
 			InstallMode: n.InstallMode, Binary: n.Binary, Env: maps.Clone(n.Env), HivePort: n.HivePort,
-			HiveURL: "http://" + net.JoinHostPort(host, strconv.Itoa(n.HivePort))}
+			HiveURL: HiveURL(n.Connection == config.ConnectionLocal, n.Host, n.HivePort)}
 		if binarySum != nil {
 			sum, ok := sums[n.Binary]
 			if !ok {
@@ -80,6 +76,15 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 }
 
 // nodeDesired is the part of a node record that comes from the configuration.
+// HiveURL is the base URL of a node's hive: on 127.0.0.1 for a local node
+// (the hive binds loopback), on the node's host otherwise.
+func HiveURL(local bool, host string, port int) string {
+	if local {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
 func nodeDesired(r *state.NodeRecord) any {
 	v := []any{r.Connection, r.Host, r.Port, r.User, r.InstallDir, r.InstallMode, r.Binary, r.Env, r.HivePort, r.Identity, r.InsecureIgnoreHostKey}
 	if r.KnownHosts != "" { // only when set, so that earlier hashes stay the same
