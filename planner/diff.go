@@ -294,14 +294,7 @@ func diffNode(w, h *state.NodeRecord) *Change {
 	case state.NodeFailed:
 		update = append(update, "previous install failed")
 	}
-	switch {
-	case len(replace) > 0:
-		c.Action, c.Reasons = Replace, append(replace, update...)
-	case len(update) > 0:
-		c.Action, c.Reasons = Update, update
-	default:
-		c.Action = NoOp
-	}
+	c.decide(replace, nil, update)
 	return c
 }
 

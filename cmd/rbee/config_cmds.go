@@ -604,17 +604,16 @@ Removing node.NAME also removes the models and workers recorded on that node.`,
 				return err
 			}
 			defer lock.Release()
-			var remove []state.Addr
 			for _, a := range addrs {
 				if _, ok := snap.Get(a); !ok {
 					return exitCode(1, fmt.Errorf("%s is not in the state; nothing was removed (see rbee state list)", a))
 				}
-				for _, b := range snap.Addrs() {
-					if b == a || (a.Kind == state.KindNode && b.Node == a.Node) {
-						if !slices.Contains(remove, b) {
-							remove = append(remove, b)
-						}
-					}
+			}
+			// An address selects itself, a node address everything on the node.
+			var remove []state.Addr
+			for _, b := range snap.Addrs() {
+				if slices.ContainsFunc(addrs, func(a state.Addr) bool { return planner.MatchTarget(a.String(), b) }) {
+					remove = append(remove, b)
 				}
 			}
 			if err := st.Delete(cmd.Context(), remove...); err != nil {
