@@ -91,16 +91,7 @@ var HealthTimeout = 60 * time.Second
 // from the install dir, starts the new one detached and waits for /v1/health.
 // It needs five remote commands, so a slow link costs little.
 func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledHive, error) {
-	bin := n.Binary
-	if bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return InstalledHive{}, fmt.Errorf("find the running rbee binary to install: %w; set binary = \"/path/to/rbee\" on node %s", err, n.Name)
-		}
-		bin = exe
-	}
-	bin = transport.ExpandHome(bin)
-	sum, err := digest.Cached(bin)
+	bin, sum, err := hiveBinary(n.Binary)
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}
@@ -120,6 +111,29 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 		return InstalledHive{}, err
 	}
 	return InstalledHive{URL: n.HiveURL(), Token: token, Version: h.Version, BinarySHA256: sum, Mode: mode}, nil
+}
+
+// hiveBinary resolves the file installed as a hive (path, or this rbee
+// executable when empty) and returns it with its sha256.
+func hiveBinary(path string) (file, sum string, err error) {
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", "", fmt.Errorf("find the running rbee binary to install: %w; set binary = \"/path/to/rbee\" on the node", err)
+		}
+		path = exe
+	}
+	path = transport.ExpandHome(path)
+	sum, err = digest.Cached(path)
+	return path, sum, err
+}
+
+// HiveBinarySHA256 is the sha256 of the file InstallHive installs for a
+// node's binary attribute (path, "" for this rbee executable); the planner
+// compares hives against it (planner.Options.BinarySHA256).
+func HiveBinarySHA256(path string) (string, error) {
+	_, sum, err := hiveBinary(path)
+	return sum, err
 }
 
 // prepareScript creates the install dir ($1, with bin/ and data/) and the

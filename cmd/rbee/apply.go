@@ -198,7 +198,7 @@ func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
 		return err
 	}
 	defer lock.Release()
-	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: binarySHA256()}
+	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: applier.HiveBinarySHA256}
 	if mustSettings(cmd).GetBool("refresh") && f.refresh {
 		opts.Refresher = applier.NewRefresher(st.Dir())
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rbee-dev/rbee/applier"
-	"github.com/rbee-dev/rbee/digest"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -299,21 +298,6 @@ func interruptMessage(op string) string {
 	return fmt.Sprintf("Interrupted: rbee %s stopped.", op)
 }
 
-// binarySHA256 returns the checksum function the planner compares hive
-// binaries with; path "" is this rbee executable.
-func binarySHA256() func(path string) (string, error) {
-	return func(path string) (string, error) {
-		if path == "" {
-			exe, err := os.Executable()
-			if err != nil {
-				return "", err
-			}
-			path = exe
-		}
-		return digest.Cached(path)
-	}
-}
-
 func newValidateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "validate",
@@ -469,7 +453,7 @@ Each line gives the reasons ("ctx_size 2048 → 4096", "worker crashed").
 				return err
 			}
 			defer lock.Release()
-			opts := planner.Options{Destroy: destroy, RefreshOnly: refreshOnly, Targets: targets, BinarySHA256: binarySHA256()}
+			opts := planner.Options{Destroy: destroy, RefreshOnly: refreshOnly, Targets: targets, BinarySHA256: applier.HiveBinarySHA256}
 			if refresh {
 				opts.Refresher = applier.NewRefresher(st.Dir())
 			}

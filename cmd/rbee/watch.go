@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/reconciler"
 )
 
@@ -99,7 +100,7 @@ the lock and exits 0; a second signal exits at once.`,
 				Debounce:     debounce,
 				PlanOnly:     planOnly,
 				Parallelism:  mustSettings(cmd).GetInt("parallelism"),
-				BinarySHA256: binarySHA256(),
+				BinarySHA256: applier.HiveBinarySHA256,
 				Logger:       logger,
 				Out:          cmd.OutOrStdout(),
 			})
