@@ -261,41 +261,47 @@ func (d *decoder) value(t ValueType, depth int) (any, error) {
 	case TypeUint8:
 		return d.u8()
 	case TypeInt8:
-		v, err := d.u8()
-		return int8(v), err
+		return d.i8()
 	case TypeUint16:
 		return d.u16()
 	case TypeInt16:
-		v, err := d.u16()
-		return int16(v), err
+		return d.i16()
 	case TypeUint32:
 		return d.u32()
 	case TypeInt32:
-		v, err := d.u32()
-		return int32(v), err
+		return d.i32()
 	case TypeFloat32:
-		v, err := d.u32()
-		return math.Float32frombits(v), err
+		return d.f32()
 	case TypeBool:
-		v, err := d.u8()
-		if err == nil && v > 1 {
-			return nil, fmt.Errorf("bool value %d is neither 0 nor 1", v)
-		}
-		return v == 1, err
+		return d.boolean()
 	case TypeString:
 		return d.str()
 	case TypeUint64:
 		return d.u64()
 	case TypeInt64:
-		v, err := d.u64()
-		return int64(v), err
+		return d.i64()
 	case TypeFloat64:
-		v, err := d.u64()
-		return math.Float64frombits(v), err
+		return d.f64()
 	case TypeArray:
 		return d.array(depth)
 	}
 	return nil, fmt.Errorf("unknown metadata value type %d: the file is corrupt or from a newer GGUF version", uint32(t))
+}
+
+// The signed, float and bool readers, on top of the unsigned ones.
+func (d *decoder) i8() (int8, error)     { v, err := d.u8(); return int8(v), err }
+func (d *decoder) i16() (int16, error)   { v, err := d.u16(); return int16(v), err }
+func (d *decoder) i32() (int32, error)   { v, err := d.u32(); return int32(v), err }
+func (d *decoder) i64() (int64, error)   { v, err := d.u64(); return int64(v), err }
+func (d *decoder) f32() (float32, error) { v, err := d.u32(); return math.Float32frombits(v), err }
+func (d *decoder) f64() (float64, error) { v, err := d.u64(); return math.Float64frombits(v), err }
+
+func (d *decoder) boolean() (bool, error) {
+	v, err := d.u8()
+	if err == nil && v > 1 {
+		return false, fmt.Errorf("bool value %d is neither 0 nor 1", v)
+	}
+	return v == 1, err
 }
 
 func (d *decoder) array(depth int) (any, error) {
@@ -318,33 +324,27 @@ func (d *decoder) array(depth int) (any, error) {
 	case TypeUint8:
 		return readArray(d, n, c, d.u8)
 	case TypeInt8:
-		return readArray(d, n, c, func() (int8, error) { v, err := d.u8(); return int8(v), err })
+		return readArray(d, n, c, d.i8)
 	case TypeUint16:
 		return readArray(d, n, c, d.u16)
 	case TypeInt16:
-		return readArray(d, n, c, func() (int16, error) { v, err := d.u16(); return int16(v), err })
+		return readArray(d, n, c, d.i16)
 	case TypeUint32:
 		return readArray(d, n, c, d.u32)
 	case TypeInt32:
-		return readArray(d, n, c, func() (int32, error) { v, err := d.u32(); return int32(v), err })
+		return readArray(d, n, c, d.i32)
 	case TypeFloat32:
-		return readArray(d, n, c, func() (float32, error) { v, err := d.u32(); return math.Float32frombits(v), err })
+		return readArray(d, n, c, d.f32)
 	case TypeBool:
-		return readArray(d, n, c, func() (bool, error) {
-			v, err := d.u8()
-			if err == nil && v > 1 {
-				return false, fmt.Errorf("bool value %d is neither 0 nor 1", v)
-			}
-			return v == 1, err
-		})
+		return readArray(d, n, c, d.boolean)
 	case TypeString:
 		return readArray(d, n, c, d.str)
 	case TypeUint64:
 		return readArray(d, n, c, d.u64)
 	case TypeInt64:
-		return readArray(d, n, c, func() (int64, error) { v, err := d.u64(); return int64(v), err })
+		return readArray(d, n, c, d.i64)
 	case TypeFloat64:
-		return readArray(d, n, c, func() (float64, error) { v, err := d.u64(); return math.Float64frombits(v), err })
+		return readArray(d, n, c, d.f64)
 	case TypeArray:
 		return readArray(d, n, c, func() (any, error) { return d.array(depth + 1) })
 	}

@@ -238,19 +238,11 @@ func tensorRand(seed int64, name string) *rand.ChaCha8 {
 	return rand.NewChaCha8(key)
 }
 
-func elements(dims []uint64) int {
-	n := 1
-	for _, d := range dims {
-		n *= int(d)
-	}
-	return n
-}
-
 // randomTensor writes normal(0, weightStd) weights in the given type.
 func randomTensor(typ TensorType, seed int64, name string, dims []uint64) TensorSource {
 	return func(out io.Writer) error {
 		src := tensorRand(seed, name)
-		n := elements(dims)
+		n := int(TensorInfo{Dims: dims}.Elements())
 		switch typ {
 		case TensorF32, TensorF16:
 			rng := rand.New(src)
