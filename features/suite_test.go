@@ -268,7 +268,8 @@ func (w *world) proc(name string) (*bgProc, error) {
 	return p, nil
 }
 
-// eventually polls f every 100ms until it returns nil or timeout passes.
+// eventually polls f every 100ms until it returns nil or a backoffStop, or
+// timeout passes; the error then says how long it waited.
 func eventually(timeout time.Duration, f func() error) error {
 	err := untilOK(timeout, f)
 	var stop backoffStop
