@@ -1,9 +1,9 @@
 package hiveapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -104,37 +104,45 @@ func (c *Client) PutModel(ctx context.Context, name string, spec ModelSpec, prog
 		err := json.NewDecoder(resp.Body).Decode(&m)
 		return m, err
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
+	var done *Model
+	var final error // the stream's own verdict: a done model or an error event
+	err = api.ReadSSE(resp.Body, func(data []byte) error {
 		var ev Event
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			return Model{}, fmt.Errorf("hive %s: bad progress event %q: %w", c.BaseURL, data, err)
+		if err := json.Unmarshal(data, &ev); err != nil {
+			final = fmt.Errorf("hive %s: bad progress event %q: %w", c.BaseURL, data, err)
+			return final
 		}
 		switch ev.Type {
 		case EventProgress:
 			progress(Progress{Bytes: ev.Bytes, Total: ev.Total, Rate: ev.Rate})
+			return nil
 		case EventDone:
-			if ev.Model == nil {
-				return Model{}, fmt.Errorf("hive %s: done event without a model", c.BaseURL)
+			if done = ev.Model; done == nil {
+				final = fmt.Errorf("hive %s: done event without a model", c.BaseURL)
 			}
-			return *ev.Model, nil
 		case EventError:
-			if ev.Error == nil {
-				return Model{}, fmt.Errorf("hive %s: error event without an error", c.BaseURL)
+			final = fmt.Errorf("hive %s: error event without an error", c.BaseURL)
+			if ev.Error != nil {
+				final = &api.Error{Status: ev.Error.Status, Code: ev.Error.Code, Message: ev.Error.Message, Details: ev.Error.Details}
 			}
-			return Model{}, &api.Error{Status: ev.Error.Status, Code: ev.Error.Code, Message: ev.Error.Message, Details: ev.Error.Details}
+		default:
+			return nil
 		}
+		return errStreamEnd
+	})
+	switch {
+	case final != nil:
+		return Model{}, final
+	case done != nil:
+		return *done, nil
+	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
+		return Model{}, fmt.Errorf("hive %s: progress stream ended before the download finished", c.BaseURL)
 	}
-	if err := sc.Err(); err != nil {
-		return Model{}, fmt.Errorf("hive %s: progress stream: %w", c.BaseURL, err)
-	}
-	return Model{}, fmt.Errorf("hive %s: progress stream ended before the download finished", c.BaseURL)
+	return Model{}, fmt.Errorf("hive %s: progress stream: %w", c.BaseURL, err)
 }
+
+// errStreamEnd stops reading a progress stream at its done or error event.
+var errStreamEnd = errors.New("end of the progress stream")
 
 // DeleteModel removes a model from the catalog (DELETE /v1/models/{name}).
 // It fails with 409 while a worker uses the model.

@@ -1,13 +1,10 @@
 package workerapi
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -87,7 +84,7 @@ func (c *Client) Infer(ctx context.Context, req InferenceRequest, fn func(Event)
 	defer resp.Body.Close()
 	res := Result{JobID: resp.Header.Get(HeaderJobID)}
 	var text strings.Builder
-	err = ReadSSE(resp.Body, func(data []byte) error {
+	err = api.ReadSSE(resp.Body, func(data []byte) error {
 		var ev Event
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return fmt.Errorf("bad event from worker: %w", err)
@@ -110,31 +107,6 @@ func (c *Client) Infer(ctx context.Context, req InferenceRequest, fn func(Event)
 		err = errors.New("worker stream ended without an end event")
 	}
 	return res, err
-}
-
-// ReadSSE calls fn with the payload of every "data:" line of a server-sent
-// event stream until "data: [DONE]" or the end of r.
-func ReadSSE(r io.Reader, fn func(data []byte) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		data, ok := bytes.CutPrefix(line, []byte("data:"))
-		if !ok {
-			continue
-		}
-		data = bytes.TrimSpace(data)
-		if string(data) == "[DONE]" {
-			return nil
-		}
-		if err := fn(data); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return io.ErrUnexpectedEOF
 }
 
 // Cancel asks the worker to stop job id (DELETE /v1/inference/{id}).
