@@ -273,16 +273,5 @@ func decodeRecord(k state.Kind, raw json.RawMessage) (state.Record, error) {
 	if len(raw) == 0 || strings.TrimSpace(string(raw)) == "null" {
 		return nil, nil
 	}
-	switch k {
-	case state.KindNode:
-		var r state.NodeRecord
-		return &r, json.Unmarshal(raw, &r)
-	case state.KindModel:
-		var r state.ModelRecord
-		return &r, json.Unmarshal(raw, &r)
-	case state.KindWorker:
-		var r state.WorkerRecord
-		return &r, json.Unmarshal(raw, &r)
-	}
-	return nil, fmt.Errorf("unknown resource kind %q", k)
+	return state.DecodeRecord(k, raw)
 }

@@ -315,22 +315,8 @@ func decodeRecord(key, val []byte) (Record, error) {
 	if env.Schema > RecordSchema {
 		return nil, fmt.Errorf("record %s has schema %d, written by a newer rbee; this rbee reads schema %d. Upgrade rbee", key, env.Schema, RecordSchema)
 	}
-	var rec Record
-	var err error
-	switch env.Type {
-	case KindNode:
-		var r NodeRecord
-		err = json.Unmarshal(env.Record, &r)
-		rec = r
-	case KindModel:
-		var r ModelRecord
-		err = json.Unmarshal(env.Record, &r)
-		rec = r
-	case KindWorker:
-		var r WorkerRecord
-		err = json.Unmarshal(env.Record, &r)
-		rec = r
-	default:
+	rec, err := DecodeRecord(env.Type, env.Record)
+	if errors.Is(err, errUnknownKind) {
 		return nil, fmt.Errorf("%w: record %s has unknown type %q", ErrCorrupt, key, env.Type)
 	}
 	if err != nil {
@@ -340,6 +326,26 @@ func decodeRecord(key, val []byte) (Record, error) {
 		return nil, fmt.Errorf("%w: record stored at %s describes %s", ErrCorrupt, key, rec.Addr())
 	}
 	return rec, nil
+}
+
+// errUnknownKind is DecodeRecord's error for a kind it does not know.
+var errUnknownKind = errors.New("unknown resource kind")
+
+// DecodeRecord decodes the JSON of a record of kind k into a new
+// *NodeRecord, *ModelRecord or *WorkerRecord.
+func DecodeRecord(k Kind, raw []byte) (Record, error) {
+	var rec Record
+	switch k {
+	case KindNode:
+		rec = &NodeRecord{}
+	case KindModel:
+		rec = &ModelRecord{}
+	case KindWorker:
+		rec = &WorkerRecord{}
+	default:
+		return nil, fmt.Errorf("%w %q", errUnknownKind, k)
+	}
+	return rec, json.Unmarshal(raw, rec)
 }
 
 func encodeRecord(r Record) ([]byte, error) {
