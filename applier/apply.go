@@ -367,11 +367,7 @@ func (e *executor) stopWorkersOf(ctx context.Context, cl *hiveapi.Client, node, 
 		if a.Node != node || w.Model != model {
 			continue
 		}
-		id := w.ID
-		if id == "" {
-			id = planner.WorkerID(w.Pool, w.Index)
-		}
-		if err := cl.DeleteWorker(ctx, id); err != nil && !api.HasStatus(err, http.StatusNotFound) {
+		if err := cl.DeleteWorker(ctx, planner.RecordedWorkerID(w)); err != nil && !api.HasStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("stop worker %s (it uses model %s, which is replaced): %w", a, model, err)
 		}
 	}
@@ -388,8 +384,8 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 		return err
 	}
 	id := planner.WorkerID(c.Addr.Pool, c.Addr.Index)
-	if before != nil && before.ID != "" {
-		id = before.ID
+	if before != nil {
+		id = planner.RecordedWorkerID(before)
 	}
 	if c.Action == planner.Delete || c.Action == planner.Replace {
 		if err := cl.DeleteWorker(ctx, id); !e.removed(c, err) {

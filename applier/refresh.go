@@ -150,10 +150,7 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 		if a.Node != node {
 			continue
 		}
-		id := w.ID
-		if id == "" {
-			id = planner.WorkerID(w.Pool, w.Index)
-		}
+		id := planner.RecordedWorkerID(w)
 		lw, ok := workers[id]
 		if !ok {
 			w.State = state.WorkerMissing

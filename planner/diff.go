@@ -20,6 +20,15 @@ import (
 // WorkerID is the id a worker of pool with index i has on its hive.
 func WorkerID(pool string, index int) string { return pool + "-" + strconv.Itoa(index) }
 
+// RecordedWorkerID is the id the hive knows worker w by: the one recorded,
+// else the one WorkerID gives.
+func RecordedWorkerID(w *state.WorkerRecord) string {
+	if w.ID != "" {
+		return w.ID
+	}
+	return WorkerID(w.Pool, w.Index)
+}
+
 // Desired turns the configuration into the records the fleet should have:
 // one node record per node, one model record per (model, node) that a pool
 // needs, one worker record per pool × node × replica. binarySum (may be nil)
