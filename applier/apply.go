@@ -140,17 +140,8 @@ func (a *Applier) Apply(stop context.Context, p *planner.Plan) (*Result, error) 
 			res.Failures = append(res.Failures, Failure{Addr: c.Addr, Err: o.err})
 		default:
 			con.printf("%s: %s complete after %s%s\n", c.Addr, verbs[c.Action].noun, roundDuration(o.duration), ex.detail(c))
-			switch c.Action {
-			case planner.Create:
-				res.Added++
-			case planner.Update:
-				res.Changed++
-			case planner.Replace:
-				res.Added++
-				res.Destroyed++
-			case planner.Delete:
-				res.Destroyed++
-			}
+			a, ch, d := c.Action.Counts()
+			res.Added, res.Changed, res.Destroyed = res.Added+a, res.Changed+ch, res.Destroyed+d
 		}
 	})
 	if err != nil {

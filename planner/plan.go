@@ -50,6 +50,22 @@ func (a Action) Symbol() string {
 // MarshalText writes the action's name.
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
+// Counts is what one change of action a adds, changes and destroys; a
+// replacement counts as one add and one destroy, as in Terraform.
+func (a Action) Counts() (add, change, destroy int) {
+	switch a {
+	case Create:
+		return 1, 0, 0
+	case Update:
+		return 0, 1, 0
+	case Replace:
+		return 1, 0, 1
+	case Delete:
+		return 0, 0, 1
+	}
+	return 0, 0, 0
+}
+
 // UnmarshalText reads an action's name.
 func (a *Action) UnmarshalText(b []byte) error {
 	i := slices.Index(actionNames[:], string(b))
@@ -97,17 +113,8 @@ type Plan struct {
 // replacement counts as one add and one destroy, as in Terraform.
 func (p *Plan) Counts() (add, change, destroy int) {
 	for _, c := range p.Changes {
-		switch c.Action {
-		case Create:
-			add++
-		case Update:
-			change++
-		case Replace:
-			add++
-			destroy++
-		case Delete:
-			destroy++
-		}
+		a, ch, d := c.Action.Counts()
+		add, change, destroy = add+a, change+ch, destroy+d
 	}
 	return
 }
