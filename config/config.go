@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 )
 
 // Connection kinds of a node.
@@ -28,13 +29,13 @@ const (
 // Defaults applied when an attribute is omitted.
 const (
 	DefaultSSHPort       = 22
-	DefaultHivePort      = 9200
+	DefaultHivePort      = hiveapi.DefaultPort
 	DefaultInstallDir    = "/opt/rbee" // for SSH nodes; local nodes use <state dir>/nodes/<name>
 	DefaultReplicas      = 1
 	DefaultBackend       = "cpu"
 	DefaultDevice        = 0
-	DefaultCtxSize       = 2048
-	DefaultSlots         = 4
+	DefaultCtxSize       = hiveapi.DefaultCtxSize
+	DefaultSlots         = hiveapi.DefaultSlots
 	DefaultThreads       = 0
 	DefaultModelRevision = "main"
 )

@@ -13,19 +13,21 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
 )
 
-// MaxNameLen is the longest node, model or pool name.
-const MaxNameLen = 64
+// MaxNameLen is the longest node, model or pool name (the hive's limit for
+// the model names and worker ids made from them).
+const MaxNameLen = hiveapi.MaxNameLen
 
 // Limits of pool attributes. They are the limits every hive enforces on
 // PUT /v1/workers, so a file that validates is never refused there.
 const (
-	MaxSlots   = 64      // parallel sequences per worker
-	MinCtxSize = 64      // tokens per slot
-	MaxCtxSize = 1 << 20 // tokens per slot
-	MaxDevice  = 63      // GPU index
+	MaxSlots   = hiveapi.MaxSlots   // parallel sequences per worker
+	MinCtxSize = hiveapi.MinCtxSize // tokens per slot
+	MaxCtxSize = hiveapi.MaxCtxSize // tokens per slot
+	MaxDevice  = 63                 // GPU index
 )
 
 var (
