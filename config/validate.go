@@ -27,7 +27,7 @@ const (
 	MaxSlots   = hiveapi.MaxSlots   // parallel sequences per worker
 	MinCtxSize = hiveapi.MinCtxSize // tokens per slot
 	MaxCtxSize = hiveapi.MaxCtxSize // tokens per slot
-	MaxDevice  = 63                 // GPU index
+	MaxDevice  = hiveapi.MaxDevice  // GPU index
 )
 
 var (

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/engine/cpu"
 	"github.com/rbee-dev/rbee/gguf"
@@ -148,10 +149,10 @@ func validateWorker(id string, c hiveapi.WorkerConfig) error {
 		return bad("ctx_size", "%d is outside %d..%d", c.CtxSize, hiveapi.MinCtxSize, hiveapi.MaxCtxSize)
 	case c.Threads < 0 || c.Threads > 1024:
 		return bad("threads", "%d is outside 0..1024 (0 = automatic)", c.Threads)
-	case c.Device < 0 || c.Device > 63:
-		return bad("device", "%d is outside 0..63", c.Device)
-	case c.Port != 0 && (c.Port < 1024 || c.Port > 65535):
-		return bad("port", "%d is outside 1024..65535 (0 = the hive picks one)", c.Port)
+	case c.Device < 0 || c.Device > hiveapi.MaxDevice:
+		return bad("device", "%d is outside 0..%d", c.Device, hiveapi.MaxDevice)
+	case c.Port != 0 && (c.Port < workerapi.MinPort || c.Port > workerapi.MaxPort):
+		return bad("port", "%d is outside %d..%d (0 = the hive picks one)", c.Port, workerapi.MinPort, workerapi.MaxPort)
 	}
 	if !slices.Contains([]string{hiveapi.BackendCPU, hiveapi.BackendCUDA, hiveapi.BackendMetal}, c.Backend) {
 		return bad("backend", "%q is not a backend; allowed: cpu, cuda, metal", c.Backend)

@@ -33,8 +33,8 @@ import (
 // MinPort are reserved for system services, and 0 ("any free port") is
 // refused because the hive always assigns an explicit port.
 const (
-	MinPort = 1024
-	MaxPort = 65535
+	MinPort = workerapi.MinPort
+	MaxPort = workerapi.MaxPort
 )
 
 // Config is how a worker runs. ModelPath and Port are required.

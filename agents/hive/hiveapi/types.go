@@ -115,6 +115,7 @@ const (
 	MaxSlots   = 64
 	MinCtxSize = 64
 	MaxCtxSize = 1 << 20
+	MaxDevice  = 63 // GPU index
 
 	DefaultSlots       = 4
 	DefaultCtxSize     = 2048

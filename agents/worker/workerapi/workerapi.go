@@ -11,6 +11,13 @@ const (
 	StateStopping = "stopping" // shutting down; no new requests
 )
 
+// MinPort and MaxPort bound the port a worker may listen on; ports below
+// MinPort are reserved for system services.
+const (
+	MinPort = 1024
+	MaxPort = 65535
+)
+
 // Stop reasons in the end event.
 const (
 	StopMaxTokens = "max_tokens"
