@@ -270,30 +270,42 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 	return execute(cmd, st, p, lock)
 }
 
+// finishOnSignal returns a context cancelled by the first Ctrl-C or SIGTERM,
+// after calling first with it, so the work in flight can finish; a second
+// signal calls second (which exits). cancel ends the handling.
+func finishOnSignal(parent context.Context, first func(os.Signal), second func()) (ctx context.Context, cancel func()) {
+	ctx, stop := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-sigs:
+			first(s)
+		case <-ctx.Done():
+			return
+		}
+		stop()
+		if _, ok := <-sigs; ok {
+			second()
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		stop()
+	}
+}
+
 // execute runs the plan with Ctrl-C handling and prints the outcome.
 // The lock's interrupt handling is handed off once execute's own handler is
 // installed, so no signal falls between the two.
 func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, lock *heldLock) error {
 	out := cmd.OutOrStdout()
-	stop, cancel := context.WithCancel(cmd.Context())
-	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	defer lock.Release() // before signal.Stop: no signal may end the process holding the lock
-	lock.Handoff()
-	go func() {
-		select {
-		case <-sigs:
-		case <-stop.Done():
-			return
-		}
+	stop, cancel := finishOnSignal(cmd.Context(), func(os.Signal) {
 		fmt.Fprintln(cmd.ErrOrStderr(), "\nInterrupt received: no new change starts; the changes in flight finish and are recorded. Press Ctrl-C again to quit now (the state lock then stays; release it with rbee state unlock).")
-		cancel()
-		if _, ok := <-sigs; ok {
-			os.Exit(130)
-		}
-	}()
+	}, func() { os.Exit(130) })
+	defer cancel()
+	defer lock.Release() // before cancel stops the handler: no signal may end the process holding the lock
+	lock.Handoff()
 	a := applier.New(st, out)
 	a.Parallelism = mustSettings(cmd).GetInt("parallelism")
 	fmt.Fprintln(out)

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,24 +71,13 @@ the lock and exits 0; a second signal exits at once.`,
 				}
 			}
 
-			ctx, stop := context.WithCancel(cmd.Context())
+			ctx, stop := finishOnSignal(cmd.Context(), func(s os.Signal) {
+				logger.Info("signal received: finishing the step in flight, then exiting (send it again to quit now)", "signal", s.String())
+			}, func() {
+				logger.Error("second signal: exiting now; if the state stays locked, release it with rbee state unlock ID")
+				os.Exit(1)
+			})
 			defer stop()
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sigs)
-			go func() {
-				select {
-				case s := <-sigs:
-					logger.Info("signal received: finishing the step in flight, then exiting (send it again to quit now)", "signal", s.String())
-					stop()
-				case <-ctx.Done():
-					return
-				}
-				if _, ok := <-sigs; ok {
-					logger.Error("second signal: exiting now; if the state stays locked, release it with rbee state unlock ID")
-					os.Exit(1)
-				}
-			}()
 
 			r, err := reconciler.New(ctx, reconciler.Options{
 				ConfigPath:   configPath(cmd),
