@@ -96,12 +96,24 @@ func settings(cmd *cobra.Command) (*viper.Viper, error) {
 	return v, nil
 }
 
+// commandSettings keeps each command's settings, so the settings file is
+// read (and a broken one warned about) once per run. Viper reads the bound
+// flags and environment variables when asked, so the cached value follows
+// them.
+var commandSettings sync.Map // *cobra.Command → *viper.Viper
+
+// mustSettings is settings, read once per command; a broken settings file
+// is a warning and its values are not used.
 func mustSettings(cmd *cobra.Command) *viper.Viper {
+	if v, ok := commandSettings.Load(cmd); ok {
+		return v.(*viper.Viper)
+	}
 	v, err := settings(cmd)
 	if err != nil {
 		fmt.Fprintln(cmd.ErrOrStderr(), "Warning:", err)
-		return viper.New()
+		v = viper.New()
 	}
+	commandSettings.Store(cmd, v)
 	return v
 }
 
