@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Installs what building and testing rbee needs on Debian/Ubuntu, idempotently.
+# Installs what building and testing rbee needs on Debian/Ubuntu, idempotently:
+# as root (no sudo needed), as a user with sudo, or with nothing left to install.
 set -euo pipefail
 include_dir=${1:-$HOME/.cache/rbee/include}
 
+# nlohmann-json3-dev, libstb-dev: headers llama.cpp's sources include.
+# openssh-server: the feature tests' two SSH hosts. prometheus: promtool, which
+# checks every /metrics rbee serves. etcd-server: the etcd state backend's tests.
 need=()
-for pkg in nlohmann-json3-dev libstb-dev openssh-server; do
+for pkg in nlohmann-json3-dev libstb-dev openssh-server prometheus etcd-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || {
+      echo "error: installing ${need[*]} needs root; run as root or install sudo" >&2
+      exit 1
+    }
+    as_root=(sudo)
+  fi
   echo "installing ${need[*]}"
-  $sudo apt-get update -qq
-  $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  "${as_root[@]}" apt-get update -qq
+  # env passes DEBIAN_FRONTEND through sudo, which would otherwise drop it.
+  # --no-install-recommends keeps prometheus and etcd to their binaries.
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The packages start their daemons; the tests start their own.
+  for svc in prometheus etcd; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      "${as_root[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
-# llama.cpp keeps miniaudio.h in a vendor/ folder that Go module zips drop; the
 # llama.cpp keeps miniaudio.h in a vendor/ folder that Go module zips drop; the
 # same header ships at the root of the Go module github.com/gen2brain/malgo.
 malgo_version=v0.11.24
