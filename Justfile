@@ -10,8 +10,13 @@ include_dir := env_var("HOME") + "/.cache/rbee/include"
 
 export CGO_ENABLED := "1"
 export CGO_CPPFLAGS := "-I" + include_dir
-export CGO_CFLAGS := "-O3 -march=" + march
-export CGO_CXXFLAGS := "-O3 -march=" + march
+# ggml turns its AMX kernels on when the compiler targets AMX (native on an
+# Intel Sapphire Rapids or later), but the cgo build does not compile their
+# sources, so the link would fail: every level but the generic x86-64-vN ones
+# (which have no AMX) leaves AMX out.
+march_flags := if march =~ '^x86-64' { "-march=" + march } else { "-march=" + march + " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16" }
+export CGO_CFLAGS := "-O3 " + march_flags
+export CGO_CXXFLAGS := "-O3 " + march_flags
 
 # -s -w drop the symbol table and DWARF (stack traces keep their names): the
 # binary apply copies to every node shrinks from 36 to 27 MB.
