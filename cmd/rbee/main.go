@@ -55,6 +55,7 @@ or generated) and worker pools in rbee.hcl, then:
 	root.AddCommand(hiveCommands()...)   // hive.go: the node agent
 	root.AddCommand(applyCommands()...)  // apply.go: apply, destroy, refresh, infer
 	root.AddCommand(watchCommands()...)  // watch.go: the daemon
+	root.AddCommand(newGatewayCmd())     // gateway.go: the fleet's OpenAI endpoint
 	return root
 }
 
