@@ -18,58 +18,59 @@ import (
 	"sync"
 
 	"github.com/ollama/ollama/llama"
-	"github.com/ollama/ollama/ml"
-
-	"github.com/rbee-dev/rbee/engine/cpu"
 )
 
-// Errors returned by Start.
+// Errors returned by Load and Start.
 var (
 	// ErrBusy means every slot holds a sequence; retry later.
 	ErrBusy = errors.New("all slots are busy")
 	// ErrClosed means the engine was closed.
 	ErrClosed = errors.New("engine is closed")
+	// ErrLoad means the model cannot be loaded as asked, and loading it again
+	// the same way fails the same way: llama.cpp refused the file (its
+	// reason is in the error) or the options are invalid.
+	ErrLoad = errors.New("unable to load the model")
 )
-
-// Options configure Load. Zero values pick the defaults noted on each field.
-type Options struct {
-	Slots        int           // sequences decoded together; default 1
-	CtxSize      int           // context length of each slot, in tokens; default 2048
-	Threads      int           // CPU threads; 0 = number of physical cores
-	PrefillChunk int           // prompt tokens fed per step over all new sequences; default 128
-	Progress     func(float32) // called while the file loads, 0..1
-}
 
 // Info describes a loaded model and how the engine runs it.
 type Info struct {
-	Path         string `json:"path"`
-	FileBytes    int64  `json:"file_bytes"`
-	TensorBytes  uint64 `json:"tensor_bytes"`
-	Arch         string `json:"arch"`
-	Name         string `json:"name"`
-	Vocab        int    `json:"vocab"`
-	Slots        int    `json:"slots"`
-	CtxSize      int    `json:"ctx_size"`
-	Threads      int    `json:"threads"`
-	ChatTemplate string `json:"-"`
+	Path           string `json:"path"`
+	FileBytes      int64  `json:"file_bytes"`
+	TensorBytes    uint64 `json:"tensor_bytes"`
+	Arch           string `json:"arch"`
+	Name           string `json:"name"`
+	Vocab          int    `json:"vocab"`
+	Slots          int    `json:"slots"`
+	CtxSize        int    `json:"ctx_size"`
+	TrainedCtx     int    `json:"trained_ctx"` // context length the model was trained with
+	Threads        int    `json:"threads"`
+	FlashAttention bool   `json:"flash_attention"`
+	KVCacheType    string `json:"kv_cache_type"`
+	Embeddings     bool   `json:"embeddings"`
+	// ChatTemplate names how chats are rendered: a built-in template name
+	// ("chatml", "llama3", ...) or ChatML with the reason it is a fallback.
+	ChatTemplate string `json:"chat_template"`
 }
 
 // Engine is a loaded model with its shared context. Its methods are safe for
 // concurrent use.
 type Engine struct {
-	info   Info
-	opts   Options
-	model  *llama.Model
-	lc     *llama.Context
-	batch  *llama.Batch
-	pieces pieceCache
+	info     Info
+	opts     Options
+	model    *llama.Model
+	lc       *llama.Context
+	batch    *llama.Batch
+	pieces   pieceCache
+	template string // what RenderChat passes to llama.cpp; "" for ChatML
+	pooling  int    // llama.cpp's pooling type, with embeddings on
 
 	admit     chan *Stream  // requests that hold a slot, for the scheduler
-	exclusive chan func()   // work that needs the context alone (benchmarks)
+	exclusive chan func()   // work that runs between steps (benchmarks, embeddings)
 	quit      chan struct{} // closed by Close
 	done      chan struct{} // closed when the scheduler has exited
-	mu        sync.Mutex    // guards free and closed
+	mu        sync.Mutex    // guards free, cached and closed
 	free      []int         // free slot (sequence) ids
+	cached    [][]int       // per slot: the tokens its KV cells hold
 	closed    bool
 	closeOnce sync.Once
 }
@@ -79,19 +80,12 @@ var backendOnce sync.Once
 // Load maps the GGUF file at path into memory and prepares a context with
 // opts.Slots sequences of opts.CtxSize tokens each. Close releases all of it,
 // so a process may load models again and again. ctx is checked before and
-// after the (uninterruptible) file load.
+// after the (uninterruptible) file load. A file llama.cpp refuses and
+// invalid options give an error that wraps ErrLoad.
 func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
-	if opts.Slots <= 0 {
-		opts.Slots = 1
-	}
-	if opts.CtxSize <= 0 {
-		opts.CtxSize = 2048
-	}
-	if opts.Threads <= 0 {
-		opts.Threads = cpu.PhysicalCores()
-	}
-	if opts.PrefillChunk <= 0 {
-		opts.PrefillChunk = 128
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrLoad, path, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -101,32 +95,64 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	backendOnce.Do(llama.BackendInit)
-
-	mp := llama.ModelParams{UseMmap: true, Progress: opts.Progress}
-	if mp.Progress == nil {
-		mp.Progress = func(float32) {}
-	}
-	model, err := llama.LoadModelFromFile(path, mp)
+	model, err := loadModel(path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w (is it a llama.cpp GGUF file? `rbee model inspect %s` shows its metadata)", path, err, path)
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		llama.FreeModel(model)
 		return nil, err
 	}
-	ubatch := opts.PrefillChunk + opts.Slots
-	cp := llama.NewContextParams(opts.CtxSize*opts.Slots, ubatch, opts.Slots, opts.Threads, ml.FlashAttentionAuto, "")
-	lc, err := llama.NewContextWithModel(model, cp)
+	var lc *llama.Context
+	errs := captureErrors(func() { lc, err = llama.NewContextWithModel(model, opts.contextParams()) })
 	if err != nil {
 		llama.FreeModel(model)
+		if cause := logCause(errs); cause != "" {
+			err = fmt.Errorf("%w: %s", err, cause)
+		}
 		return nil, fmt.Errorf("creating a context of %d×%d tokens for %s: %w (try a smaller --ctx-size or fewer --slots)", opts.Slots, opts.CtxSize, path, err)
 	}
-	batch, err := llama.NewBatch(ubatch, 1, 0)
+	setEmbeddings(lc, opts.Embeddings)
+	batch, err := llama.NewBatch(opts.ubatch(), 1, 0)
 	if err != nil {
 		freeContext(lc)
 		llama.FreeModel(model)
 		return nil, err
 	}
+	e := newEngine(opts, model, lc, batch)
+	e.info = e.describe(path, fi.Size())
+	go e.run()
+	slog.Info("model loaded", "path", path, "arch", e.info.Arch, "vocab", e.info.Vocab,
+		"slots", opts.Slots, "ctx_size", opts.CtxSize, "threads", opts.Threads,
+		"chat_template", e.info.ChatTemplate, "kv_cache_type", opts.KVCacheType, "flash_attention", opts.FlashAttention)
+	if e.info.TrainedCtx > 0 && opts.CtxSize > e.info.TrainedCtx {
+		slog.Warn("the context size exceeds the context the model was trained with; output past that length degrades",
+			"ctx_size", opts.CtxSize, "trained_ctx", e.info.TrainedCtx, "path", path)
+	}
+	return e, nil
+}
+
+// loadModel loads the file with llama.cpp, returning llama.cpp's reason when
+// it refuses the file.
+func loadModel(path string, opts Options) (*llama.Model, error) {
+	mp := llama.ModelParams{UseMmap: true, Progress: opts.Progress}
+	if mp.Progress == nil {
+		mp.Progress = func(float32) {}
+	}
+	var model *llama.Model
+	var err error
+	errs := captureErrors(func() { model, err = llama.LoadModelFromFile(path, mp) })
+	if err == nil {
+		return model, nil
+	}
+	cause := logCause(errs)
+	if cause == "" {
+		cause = err.Error()
+	}
+	return nil, fmt.Errorf("%w %s: %s (is it a llama.cpp GGUF file? `rbee model inspect %s` shows its metadata)", ErrLoad, path, cause, path)
+}
+
+func newEngine(opts Options, model *llama.Model, lc *llama.Context, batch *llama.Batch) *Engine {
 	e := &Engine{
 		opts:      opts,
 		model:     model,
@@ -136,27 +162,37 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 		exclusive: make(chan func()),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
-	}
-	e.info = Info{
-		Path:         path,
-		FileBytes:    fi.Size(),
-		TensorBytes:  modelSize(model),
-		Arch:         modelMeta(model, "general.architecture"),
-		Name:         modelMeta(model, "general.name"),
-		Vocab:        model.NumVocab(),
-		Slots:        opts.Slots,
-		CtxSize:      opts.CtxSize,
-		Threads:      opts.Threads,
-		ChatTemplate: chatTemplate(model),
+		cached:    make([][]int, opts.Slots),
+		pooling:   poolingType(lc),
 	}
 	e.pieces.init(model)
 	for i := range opts.Slots {
 		e.free = append(e.free, i)
 	}
-	go e.run()
-	slog.Info("model loaded", "path", path, "arch", e.info.Arch, "vocab", e.info.Vocab,
-		"slots", opts.Slots, "ctx_size", opts.CtxSize, "threads", opts.Threads)
-	return e, nil
+	return e
+}
+
+// describe is the Info of a freshly loaded engine; it also settles the chat
+// template.
+func (e *Engine) describe(path string, fileBytes int64) Info {
+	tmpl, shown := resolveTemplate(e.model, e.opts.ChatTemplate)
+	e.template = tmpl
+	return Info{
+		Path:           path,
+		FileBytes:      fileBytes,
+		TensorBytes:    modelSize(e.model),
+		Arch:           modelMeta(e.model, "general.architecture"),
+		Name:           modelMeta(e.model, "general.name"),
+		Vocab:          e.model.NumVocab(),
+		Slots:          e.opts.Slots,
+		CtxSize:        e.opts.CtxSize,
+		TrainedCtx:     trainedContext(e.model),
+		Threads:        e.opts.Threads,
+		FlashAttention: e.opts.FlashAttention,
+		KVCacheType:    e.opts.KVCacheType,
+		Embeddings:     e.opts.Embeddings,
+		ChatTemplate:   shown,
+	}
 }
 
 // Info returns what the engine runs.
@@ -175,8 +211,9 @@ func (e *Engine) Tokenize(text string, addSpecial bool) ([]int, error) {
 	return e.model.Tokenize(text, addSpecial, true)
 }
 
-// Piece returns the text of one token.
-func (e *Engine) Piece(token int) string { return e.model.TokenToPiece(token) }
+// Piece returns the text of one token as output shows it (control tokens
+// are empty).
+func (e *Engine) Piece(token int) string { return tokenText(e.model, token) }
 
 // Close cancels every sequence, stops the scheduler and frees the context and
 // the model. It is safe to call more than once.
@@ -195,10 +232,12 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// release returns a slot id to the free list.
-func (e *Engine) release(id int) {
+// release returns a slot id to the free list with the tokens its KV cells
+// hold.
+func (e *Engine) release(id int, cached []int) {
 	e.mu.Lock()
 	e.free = append(e.free, id)
+	e.cached[id] = cached
 	e.mu.Unlock()
 }
 
@@ -220,7 +259,7 @@ func (p *pieceCache) get(tok int) string {
 		return ""
 	}
 	if !p.known[tok] {
-		p.text[tok], p.known[tok] = p.model.TokenToPiece(tok), true
+		p.text[tok], p.known[tok] = tokenText(p.model, tok), true
 	}
 	return p.text[tok]
 }

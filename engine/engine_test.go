@@ -275,7 +275,8 @@ func TestLateRequestJoinsRunningBatch(t *testing.T) {
 // A request takes the lowest free slot. With the slot chosen last-in
 // first-out, a lone request in slot 3 joined by others in slots 0-2 decoded
 // half as fast on every other round of the worker benchmark; lowest-first
-// keeps the sequences in the same order every time.
+// keeps the sequences in the same order every time. (With the prompt cache
+// the slot sharing the longest prefix wins; see cache_test.go.)
 func TestLowestFreeSlotFirst(t *testing.T) {
 	e := load(t, Options{Slots: 3, CtxSize: 256})
 	prompt, _ := e.Tokenize("hello", true)
@@ -283,7 +284,7 @@ func TestLowestFreeSlotFirst(t *testing.T) {
 	start := func() *Stream {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
-		s, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 200, Sampling: greedy(), IgnoreEOS: true})
+		s, err := e.Start(ctx, Request{Prompt: prompt, MaxTokens: 200, Sampling: greedy(), IgnoreEOS: true, NoPromptCache: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,8 @@ package engine
 struct llama_model;
 struct llama_context;
 struct common_sampler;
+struct llama_vocab;
+struct llama_sampler;
 struct rbee_chat_message { const char * role; const char * content; };
 
 void llama_free(struct llama_context * ctx);
@@ -20,6 +22,14 @@ const char * llama_model_chat_template(const struct llama_model * model, const c
 int32_t llama_model_meta_val_str(const struct llama_model * model, const char * key, char * buf, size_t buf_size);
 int32_t llama_chat_apply_template(const char * tmpl, const struct rbee_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
 void common_sampler_cfree(struct common_sampler * sampler);
+const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
+int32_t llama_token_to_piece(const struct llama_vocab * vocab, int32_t token, char * buf, int32_t length, int32_t lstrip, bool special);
+int32_t llama_model_n_ctx_train(const struct llama_model * model);
+void llama_set_embeddings(struct llama_context * ctx, bool embeddings);
+int llama_pooling_type(const struct llama_context * ctx);
+int32_t llama_chat_builtin_templates(const char ** output, size_t len);
+struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root);
+void llama_sampler_free(struct llama_sampler * smpl);
 */
 import "C"
 
@@ -41,6 +51,76 @@ type (
 
 func cModel(m *llama.Model) *C.struct_llama_model {
 	return (*modelView)(unsafe.Pointer(m)).c
+}
+
+func cContext(lc *llama.Context) *C.struct_llama_context {
+	return (*contextView)(unsafe.Pointer(lc)).c
+}
+
+// tokenText returns the text of a token as output shows it: control tokens
+// (BOS, EOS, end-of-turn markers) render as nothing, as in llama-server.
+func tokenText(m *llama.Model, tok int) string {
+	vocab := C.llama_model_get_vocab(cModel(m))
+	var small [32]byte
+	buf := small[:]
+	for {
+		n := int(C.llama_token_to_piece(vocab, C.int32_t(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, false))
+		if n >= 0 {
+			return string(buf[:n])
+		}
+		buf = make([]byte, -n)
+	}
+}
+
+// trainedContext is the context length the model was trained with.
+func trainedContext(m *llama.Model) int {
+	return int(C.llama_model_n_ctx_train(cModel(m)))
+}
+
+// setEmbeddings turns the extraction of embeddings on or off.
+func setEmbeddings(lc *llama.Context, on bool) {
+	C.llama_set_embeddings(cContext(lc), C.bool(on))
+}
+
+// llama.cpp's pooling types (enum llama_pooling_type).
+const (
+	poolingNone = 0
+	poolingRank = 4
+)
+
+// poolingType is how the context pools embeddings per sequence.
+func poolingType(lc *llama.Context) int {
+	return int(C.llama_pooling_type(cContext(lc)))
+}
+
+// grammarParses reports whether llama.cpp accepts a GBNF grammar with the
+// root rule "root" for the model's vocabulary.
+func grammarParses(m *llama.Model, grammar string) bool {
+	cg := C.CString(grammar)
+	defer C.free(unsafe.Pointer(cg))
+	root := C.CString("root")
+	defer C.free(unsafe.Pointer(root))
+	smpl := C.llama_sampler_init_grammar(C.llama_model_get_vocab(cModel(m)), cg, root)
+	if smpl == nil {
+		return false
+	}
+	C.llama_sampler_free(smpl)
+	return true
+}
+
+// builtinTemplates lists the names of llama.cpp's built-in chat templates.
+func builtinTemplates() []string {
+	n := int(C.llama_chat_builtin_templates(nil, 0))
+	if n <= 0 {
+		return nil
+	}
+	ptrs := make([]*C.char, n)
+	C.llama_chat_builtin_templates((**C.char)(unsafe.Pointer(&ptrs[0])), C.size_t(n))
+	names := make([]string, n)
+	for i, p := range ptrs {
+		names[i] = C.GoString(p)
+	}
+	return names
 }
 
 // freeContext releases a llama context (its KV cache and compute buffers).

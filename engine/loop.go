@@ -80,6 +80,7 @@ func (e *Engine) loop(ctx context.Context, prompt []int, seqs, tokens int, sp Sa
 			e.lc.KvCacheSeqRm(i, -1, -1)
 		}
 	}()
+	e.forgetCaches()
 	b := e.batch
 	start := time.Now()
 	for i := range seqs {

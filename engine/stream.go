@@ -4,48 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/ollama/ollama/llama"
 )
-
-// RandomSeed as Sampling.Seed asks for a different random seed every time.
-const RandomSeed = math.MaxUint32
-
-// Sampling holds how the next token is chosen for one sequence.
-type Sampling struct {
-	Temperature   float32 // 0 picks the most likely token
-	TopK          int     // keep the K most likely tokens; 0 = off
-	TopP          float32 // nucleus sampling; 1 = off
-	MinP          float32 // drop tokens below MinP × the top probability; 0 = off
-	RepeatPenalty float32 // penalise recent tokens; 1 = off
-	RepeatLastN   int     // how many recent tokens the penalty looks at
-	Presence      float32 // OpenAI presence penalty; 0 = off
-	Frequency     float32 // OpenAI frequency penalty; 0 = off
-	Seed          uint32  // RandomSeed for a random one
-}
-
-// DefaultSampling is what a request gets for fields it leaves out.
-func DefaultSampling() Sampling {
-	return Sampling{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.0, RepeatLastN: 64, Seed: RandomSeed}
-}
-
-func (s Sampling) params() llama.SamplingParams {
-	return llama.SamplingParams{
-		Temp:           s.Temperature,
-		TopK:           s.TopK,
-		TopP:           s.TopP,
-		MinP:           s.MinP,
-		TypicalP:       1,
-		PenaltyRepeat:  s.RepeatPenalty,
-		RepeatLastN:    s.RepeatLastN,
-		PenaltyPresent: s.Presence,
-		PenaltyFreq:    s.Frequency,
-		Seed:           s.Seed,
-	}
-}
 
 // Request is one generation: a tokenized prompt and how to continue it.
 type Request struct {
@@ -54,6 +17,12 @@ type Request struct {
 	Sampling  Sampling // DefaultSampling() if unsure
 	Stop      []string // generation ends before the first of these strings
 	IgnoreEOS bool     // keep going past end-of-generation tokens (benchmarks, tests)
+	// NoPromptCache starts from an empty slot and clears it afterwards,
+	// instead of reusing the KV cells of the longest cached prefix.
+	NoPromptCache bool
+	// Grammar is a GBNF grammar (root rule "root") the output must follow;
+	// see JSONSchemaGrammar. Empty: no constraint.
+	Grammar string
 }
 
 // StopReason says why a sequence ended.
@@ -79,6 +48,7 @@ type Token struct {
 // Stats describe a finished sequence.
 type Stats struct {
 	PromptTokens int
+	CachedTokens int           // prompt tokens whose KV cells were reused from the slot's last request
 	PromptTime   time.Duration // from admission to the first generated token
 	Tokens       int           // generated tokens
 	DecodeTime   time.Duration // from the first generated token to the last
@@ -111,7 +81,9 @@ type Stream struct {
 
 	// scheduler state
 	sampler    *llama.SamplingContext
-	fed        int  // prompt tokens in the KV cache
+	reuse      int   // prompt tokens already in the slot's KV cells
+	kv         []int // the tokens in the slot's KV cells, in order
+	fed        int   // prompt tokens in the KV cache
 	pos        int  // next position
 	generating bool // prompt fully fed
 	sampleNow  bool // has logits in the current batch
@@ -155,7 +127,12 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Stream, error) {
 	if free == 0 {
 		return nil, ErrBusy
 	}
-	sampler, err := llama.NewSamplingContext(e.model, req.Sampling.params())
+	if err := e.checkGrammar(req.Grammar); err != nil {
+		return nil, err
+	}
+	sp := req.Sampling.params()
+	sp.Grammar = req.Grammar
+	sampler, err := llama.NewSamplingContext(e.model, sp)
 	if err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
@@ -181,14 +158,10 @@ func (e *Engine) admitStream(s *Stream) error {
 		return ErrBusy
 	}
 	// The lowest free slot: sequences then keep to the same KV cells.
-	i := 0
-	for j, id := range e.free {
-		if id < e.free[i] {
-			i = j
-		}
-	}
-	s.slot = e.free[i]
+	i, reuse := e.pickSlot(s.req.Prompt, !s.req.NoPromptCache)
+	s.slot, s.reuse = e.free[i], reuse
 	e.free = append(e.free[:i], e.free[i+1:]...)
+	e.cached[s.slot] = nil // the stream owns the slot's cells now
 	e.admit <- s // never blocks: capacity is the slot count
 	return nil
 }
@@ -252,6 +225,7 @@ func (e *Engine) run() {
 
 func (e *Engine) begin(s *Stream) *Stream {
 	s.admitted = time.Now()
+	e.reuseCache(s)
 	return s
 }
 
@@ -276,6 +250,7 @@ func (e *Engine) step(active []*Stream) {
 		if s.generating {
 			s.iBatch = b.NumTokens()
 			b.Add(s.last, nil, s.pos, true, s.slot)
+			s.kv = append(s.kv, s.last)
 			s.pos++
 			s.sampleNow = true
 		}
@@ -286,6 +261,7 @@ func (e *Engine) step(active []*Stream) {
 			continue
 		}
 		n := min(budget, len(s.req.Prompt)-s.fed)
+		s.kv = append(s.kv, s.req.Prompt[s.fed:s.fed+n]...)
 		for i := range n {
 			lastOfPrompt := s.fed+i == len(s.req.Prompt)-1
 			b.Add(s.req.Prompt[s.fed+i], nil, s.pos, lastOfPrompt, s.slot)
@@ -413,8 +389,9 @@ func (e *Engine) finish(s *Stream, reason StopReason, err error) {
 	e.finishAt(s, reason, err, time.Now())
 }
 
-// finishAt ends a sequence: it frees the slot's KV cells and sampler, closes
-// returns the slot and closes the channel.
+// finishAt ends a sequence: it keeps the slot's KV cells for the prompt
+// cache (or clears them), frees the sampler, returns the slot and closes the
+// channel.
 func (e *Engine) finishAt(s *Stream, reason StopReason, err error, now time.Time) {
 	if s.finished {
 		return
@@ -425,12 +402,13 @@ func (e *Engine) finishAt(s *Stream, reason StopReason, err error, now time.Time
 		s.stats.DecodeTime = now.Sub(s.firstToken)
 	}
 	s.err = err
-	e.lc.KvCacheSeqRm(s.slot, -1, -1)
+	kept := e.keepCache(s, err)
+	s.kv = nil
 	freeSampler(s.sampler)
 	s.sampler = nil
 	// Return the slot before closing the channel: whoever sees the end of the
 	// stream must also see the slot free.
-	e.release(s.slot)
+	e.release(s.slot, kept)
 	close(s.ch)
 }
 
