@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/backoff"
@@ -149,8 +146,7 @@ func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
 					return res, ctx.Err()
 				}
 				if isPermanent(err) {
-					os.Remove(partial)
-					return res, unwrapPermanent(err)
+					return res, d.giveUp(partial, err)
 				}
 				lastErr = err
 				continue
@@ -163,8 +159,7 @@ func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
 				return res, ctx.Err() // cancelled (Ctrl-C, hive shutdown): keep the bytes for a resume
 			}
 			if isPermanent(err) {
-				os.Remove(partial)
-				return res, unwrapPermanent(err)
+				return res, d.giveUp(partial, err)
 			}
 			lastErr = err
 			continue
@@ -210,104 +205,6 @@ func unwrapPermanent(err error) error {
 	return err
 }
 
-// statusError maps an HTTP status from the origin to an error; 404 and
-// 401/403 are permanent, the rest can be retried.
-func statusError(f Fetch, status int) error {
-	switch status {
-	case http.StatusNotFound:
-		return permanent{api.Errorf(http.StatusNotFound, "MODEL_NOT_FOUND",
-			"model not found: %s does not exist (HTTP 404 from %s); check the repository, file name and revision", f.Describe, f.URL).
-			WithDetails(map[string]any{"url": f.URL})}
-	case http.StatusUnauthorized, http.StatusForbidden:
-		hint := "set HF_TOKEN in the node's environment to a token that can read it (and accept the model's licence on huggingface.co if it is gated)"
-		if f.Token != "" {
-			hint = "the HF_TOKEN in the node's environment was sent but does not grant access: check the token and accept the model's licence on huggingface.co if it is gated"
-		}
-		return permanent{api.Errorf(http.StatusForbidden, "ACCESS_DENIED",
-			"access denied to %s (HTTP %d from %s): %s", f.Describe, status, f.URL, hint).
-			WithDetails(map[string]any{"url": f.URL, "upstream_status": status})}
-	}
-	return fmt.Errorf("HTTP %d from %s", status, f.URL)
-}
-
-func (d *Downloader) newRequest(ctx context.Context, method string, f Fetch) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, f.URL, nil)
-	if err != nil {
-		return nil, permanent{fmt.Errorf("bad download URL %q: %w", f.URL, err)}
-	}
-	req.Header.Set("User-Agent", "rbee-hive")
-	if f.Token != "" {
-		// net/http drops Authorization when a redirect leaves the origin's
-		// host, so the token never reaches a CDN.
-		req.Header.Set("Authorization", "Bearer "+f.Token)
-	}
-	return req, nil
-}
-
-// head asks the origin for the size and the linked etag. Hugging Face puts
-// X-Linked-Size and X-Linked-Etag on the redirect to its CDN, so headers are
-// collected from every hop.
-func (d *Downloader) head(ctx context.Context, f Fetch) (remote, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.stall())
-	defer cancel()
-	req, err := d.newRequest(ctx, http.MethodHead, f)
-	if err != nil {
-		return remote{}, err
-	}
-	r := remote{size: -1}
-	note := func(h http.Header) {
-		if r.etag == "" {
-			if e := linkedSHA256(h.Get("X-Linked-Etag")); e != "" {
-				r.etag = e
-			}
-		}
-		if r.size < 0 {
-			if n, err := strconv.ParseInt(h.Get("X-Linked-Size"), 10, 64); err == nil && n >= 0 {
-				r.size = n
-			}
-		}
-	}
-	c := *d.client()
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		if req.Response != nil {
-			note(req.Response.Header)
-		}
-		return nil
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return remote{}, fmt.Errorf("HEAD %s: %w", f.URL, err)
-	}
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return remote{}, statusError(f, resp.StatusCode)
-	case resp.StatusCode >= 500:
-		return remote{}, fmt.Errorf("HEAD %s: HTTP %d", f.URL, resp.StatusCode)
-	case resp.StatusCode/100 != 2:
-		// Some servers refuse HEAD (405, 501…): go on without size and etag.
-		return remote{size: -1}, nil
-	}
-	note(resp.Header)
-	if r.size < 0 && resp.ContentLength >= 0 {
-		r.size = resp.ContentLength
-	}
-	return r, nil
-}
-
-// linkedSHA256 returns the etag if it is a sha256 digest (Hugging Face LFS
-// files), else "" (git blob etags are sha1 and cannot be checked).
-func linkedSHA256(etag string) string {
-	e := strings.ToLower(strings.Trim(strings.TrimPrefix(etag, "W/"), `"`))
-	if sha256Re.MatchString(e) {
-		return e
-	}
-	return ""
-}
-
 // checkDisk refuses a download that cannot fit in the destination folder.
 func (d *Downloader) checkDisk(f Fetch, partial string, size int64) error {
 	if size < 0 {
@@ -321,22 +218,51 @@ func (d *Downloader) checkDisk(f Fetch, partial string, size int64) error {
 	if need <= 0 {
 		return nil
 	}
-	freeFn := d.DiskFree
-	if freeFn == nil {
-		freeFn = DiskFree
-	}
 	dir := filepath.Dir(f.Dest)
-	free, err := freeFn(dir)
+	free, err := d.free(dir)
 	if err != nil {
 		return nil // cannot tell; the write will fail loudly if it does not fit
 	}
 	if need > free {
-		return permanent{api.Errorf(http.StatusInsufficientStorage, "INSUFFICIENT_DISK",
-			"not enough disk space for %s: %s needed, %s free in %s; free some space or use another --data-dir",
-			f.Describe, gguf.FormatBytes(need), gguf.FormatBytes(free), dir).
-			WithDetails(map[string]any{"needed_bytes": need, "free_bytes": free, "dir": dir})}
+		return permanent{insufficientDisk(f.Describe, dir, need, free)}
 	}
 	return nil
+}
+
+// free returns the free bytes of dir's filesystem (through DiskFree if set).
+func (d *Downloader) free(dir string) (int64, error) {
+	if d.DiskFree != nil {
+		return d.DiskFree(dir)
+	}
+	return DiskFree(dir)
+}
+
+// diskFull is the error for a disk that filled up while writing the partial
+// file: the bytes still missing and what is free now.
+func (d *Downloader) diskFull(f Fetch, partial string, got, total int64) error {
+	dir := filepath.Dir(f.Dest)
+	free, _ := d.free(dir)
+	need := total - got
+	if total < 0 {
+		need = 0 // unknown size
+	}
+	e := insufficientDisk(f.Describe, dir, need, free)
+	e.Message = "the disk filled up during the download: " + e.Message +
+		fmt.Sprintf("; the %s received so far stay in %s and the next attempt resumes from there", gguf.FormatBytes(got), filepath.Base(partial))
+	e.Details["received_bytes"] = got
+	return permanent{e}
+}
+
+// giveUp ends a download on a permanent error. The partial file is deleted,
+// except when the disk is full: then it is kept, so that a retry after
+// space is freed resumes from it.
+func (d *Downloader) giveUp(partial string, err error) error {
+	err = unwrapPermanent(err)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != "INSUFFICIENT_DISK" {
+		os.Remove(partial)
+	}
+	return err
 }
 
 // once is one download attempt: it continues the partial file with Range when
@@ -344,6 +270,9 @@ func (d *Downloader) checkDisk(f Fetch, partial string, size int64) error {
 func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remote) (sum string, size int64, resumed bool, err error) {
 	out, err := os.OpenFile(partial, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
+		if isNoSpace(err) {
+			return "", 0, false, d.diskFull(f, partial, 0, rem.size)
+		}
 		return "", 0, false, permanent{fmt.Errorf("create %s: %w", partial, err)}
 	}
 	defer out.Close()
@@ -411,6 +340,9 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 			if n > 0 {
 				watchdog.Reset(d.stall())
 				if _, err := out.Write(buf[:n]); err != nil {
+					if isNoSpace(err) {
+						return "", 0, resumed, d.diskFull(f, partial, got, total)
+					}
 					return "", 0, resumed, permanent{fmt.Errorf("write %s: %w", partial, err)}
 				}
 				got += int64(n)
@@ -430,6 +362,9 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 	}
 	watchdog.Stop()
 	if err := out.Sync(); err != nil {
+		if isNoSpace(err) {
+			return "", 0, resumed, d.diskFull(f, partial, 0, rem.size)
+		}
 		return "", 0, resumed, err
 	}
 	sum, size, err = digest.File(partial)
@@ -444,62 +379,3 @@ func attemptErr(ctx context.Context, err error) error {
 	return err
 }
 
-func contentRangeStart(v string) (int64, bool) {
-	// "bytes 100-199/200"
-	rest, ok := strings.CutPrefix(v, "bytes ")
-	if !ok {
-		return 0, false
-	}
-	start, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(start, 10, 64)
-	return n, err == nil
-}
-
-// progress throttles progress callbacks to a few per second and computes the
-// rate over the last interval.
-type progress struct {
-	fn        func(hiveapi.Progress)
-	total     int64
-	mu        sync.Mutex
-	lastT     time.Time
-	lastBytes int64
-	rate      float64
-}
-
-const progressEvery = 200 * time.Millisecond
-
-func newProgress(fn func(hiveapi.Progress), start, total int64) *progress {
-	p := &progress{fn: fn, total: total, lastT: time.Now(), lastBytes: start}
-	if fn != nil {
-		fn(hiveapi.Progress{Bytes: start, Total: max(total, 0)})
-	}
-	return p
-}
-
-func (p *progress) update(bytes int64, final bool) {
-	if p.fn == nil {
-		return
-	}
-	p.mu.Lock()
-	now := time.Now()
-	dt := now.Sub(p.lastT)
-	if !final && dt < progressEvery {
-		p.mu.Unlock()
-		return
-	}
-	if dt > 0 {
-		inst := float64(bytes-p.lastBytes) / dt.Seconds()
-		if p.rate == 0 {
-			p.rate = inst
-		} else {
-			p.rate = 0.5*p.rate + 0.5*inst
-		}
-	}
-	p.lastT, p.lastBytes = now, bytes
-	ev := hiveapi.Progress{Bytes: bytes, Total: max(p.total, 0), Rate: p.rate}
-	p.mu.Unlock()
-	p.fn(ev)
-}

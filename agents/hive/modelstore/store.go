@@ -14,14 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
-	"github.com/rbee-dev/rbee/digest"
-	"github.com/rbee-dev/rbee/gguf"
 )
 
 // DefaultHFEndpoint is where hf: references are resolved unless HF_ENDPOINT says otherwise.
@@ -39,7 +36,15 @@ type Options struct {
 	HFEndpoint string      // "": DefaultHFEndpoint
 	HFToken    string      // sent as a bearer token to HFEndpoint only
 	Log        *slog.Logger
+	// FileRoots, when not empty, are the only folders file:// models may be
+	// read from; empty allows any regular .gguf file the hive can read.
+	FileRoots []string
+	// CloseWait bounds how long Close waits for provisioning to stop; 0: DefaultCloseWait.
+	CloseWait time.Duration
 }
+
+// DefaultCloseWait is how long Close waits for provisioning in progress.
+const DefaultCloseWait = 5 * time.Second
 
 // Store is the catalog of one hive. It is safe for concurrent use.
 type Store struct {
@@ -48,6 +53,8 @@ type Store struct {
 	hfEndpoint string
 	hfToken    string
 	log        *slog.Logger
+	fileRoots  []string
+	closeWait  time.Duration
 
 	ctx    context.Context // downloads outlive the requests that start them
 	cancel context.CancelFunc
@@ -110,6 +117,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		hfEndpoint: opts.HFEndpoint,
 		hfToken:    opts.HFToken,
 		log:        opts.Log,
+		fileRoots:  cleanRoots(opts.FileRoots),
+		closeWait:  opts.CloseWait,
 		models:     map[string]hiveapi.Model{},
 		inflight:   map[string]*job{},
 	}
@@ -121,6 +130,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.closeWait <= 0 {
+		s.closeWait = DefaultCloseWait
 	}
 	if s.dl.Log == nil {
 		s.dl.Log = s.log
@@ -145,10 +157,25 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close cancels downloads in progress and waits for them to stop.
+// Close cancels provisioning in progress and waits for it to stop, at most
+// the close wait: a step that ignores cancellation (a read stuck in the
+// kernel) is abandoned with a warning rather than holding the hive up.
 func (s *Store) Close() {
 	s.cancel()
-	s.wg.Wait()
+	stopped := make(chan struct{})
+	go func() { s.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(s.closeWait):
+		s.mu.Lock()
+		names := make([]string, 0, len(s.inflight))
+		for n := range s.inflight {
+			names = append(names, n)
+		}
+		s.mu.Unlock()
+		sort.Strings(names)
+		s.log.Warn("provisioning did not stop in time; abandoning it", "models", names, "waited", s.closeWait)
+	}
 }
 
 // Dir is the folder model files are stored in.
@@ -258,7 +285,7 @@ func (s *Store) run(name string, j *job) {
 		err = s.saveLocked()
 		s.mu.Unlock()
 		if err == nil && hadOld && old.Path != m.Path {
-			s.removeOwned(old.Path)
+			s.removeOwned(old)
 		}
 	}
 	if err != nil {
@@ -271,101 +298,6 @@ func (s *Store) run(name string, j *job) {
 	s.mu.Unlock()
 	j.res, j.err = m, err
 	close(j.done)
-}
-
-// removeIfEmpty removes a model folder that a failed provisioning left empty,
-// so no trace of a model that was never catalogued stays on the node. A folder
-// that still holds a file (an earlier version, a partial download) is kept.
-func removeIfEmpty(folder string) { _ = os.Remove(folder) }
-
-// provision fetches or generates the file and builds its catalog entry.
-func (s *Store) provision(ctx context.Context, name string, ref Ref, progress func(hiveapi.Progress)) (hiveapi.Model, error) {
-	folder := filepath.Join(s.Dir(), name)
-	var path, sum string
-	var size int64
-	switch ref.Provider {
-	case ProviderHF, ProviderHTTPS:
-		if err := os.MkdirAll(folder, 0o755); err != nil {
-			return hiveapi.Model{}, err
-		}
-		f := Fetch{Dest: filepath.Join(folder, filepath.Base(ref.File)), SHA256: ref.SHA256, Progress: progress}
-		if ref.Provider == ProviderHF {
-			f.URL = ref.HFURL(s.hfEndpoint)
-			f.Token = s.hfToken
-			f.Describe = fmt.Sprintf("%s file %s (revision %s)", ref.String(), ref.File, ref.Revision)
-		} else {
-			f.URL = ref.URL
-			f.Describe = ref.URL
-		}
-		res, err := s.dl.Get(ctx, f)
-		if err != nil {
-			removeIfEmpty(folder)
-			return hiveapi.Model{}, err
-		}
-		path, sum, size = res.Path, res.SHA256, res.Size
-	case ProviderSynth:
-		if err := os.MkdirAll(folder, 0o755); err != nil {
-			return hiveapi.Model{}, err
-		}
-		res, err := gguf.SynthFile(ctx, filepath.Join(folder, ref.Preset+".gguf"), ref.Preset, SynthSeed)
-		if err != nil {
-			return hiveapi.Model{}, api.Errorf(http.StatusInternalServerError, "SYNTH_FAILED", "generate %s: %v", ref, err)
-		}
-		if progress != nil {
-			progress(hiveapi.Progress{Bytes: res.Size, Total: res.Size})
-		}
-		path, sum, size = res.Path, res.SHA256, res.Size
-	case ProviderFile:
-		var err error
-		sum, size, err = digest.File(ref.Path)
-		if err != nil {
-			return hiveapi.Model{}, api.Errorf(http.StatusNotFound, "MODEL_NOT_FOUND", "model not found: cannot read %s on this node: %v", ref.Path, err)
-		}
-		path = ref.Path
-		if progress != nil {
-			progress(hiveapi.Progress{Bytes: size, Total: size})
-		}
-	}
-	if ref.SHA256 != "" && sum != ref.SHA256 {
-		s.removeOwned(path)
-		removeIfEmpty(folder)
-		return hiveapi.Model{}, api.Errorf(http.StatusBadGateway, "CHECKSUM_MISMATCH",
-			"%s has sha256 %s but the pin says %s; it is not catalogued", ref, sum, ref.SHA256).
-			WithDetails(map[string]any{"expected": ref.SHA256, "actual": sum})
-	}
-	gf, err := gguf.ReadFile(path)
-	if err != nil {
-		s.removeOwned(path)
-		removeIfEmpty(folder)
-		return hiveapi.Model{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "%s is not a usable GGUF model: %v", ref, err)
-	}
-	sm := gf.Summary()
-	return hiveapi.Model{
-		Name:          name,
-		Source:        ref.String(),
-		Provider:      ref.Provider,
-		File:          ref.File,
-		Revision:      ref.Revision,
-		Path:          path,
-		Size:          size,
-		SHA256:        sum,
-		Architecture:  sm.Architecture,
-		Parameters:    sm.Parameters,
-		Quantization:  sm.Quantization,
-		ContextLength: sm.ContextLength,
-		ProvisionedAt: time.Now().UTC().Truncate(time.Second),
-	}, nil
-}
-
-// removeOwned deletes path if it lies inside the store's model folder (a
-// file:// model is the user's file and is never deleted).
-func (s *Store) removeOwned(path string) {
-	rel, err := filepath.Rel(s.Dir(), path)
-	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-		return
-	}
-	os.Remove(path)
-	os.Remove(filepath.Dir(path)) // the per-model folder, if now empty
 }
 
 // Delete removes name from the catalog and deletes its file if the store owns it.
@@ -386,7 +318,7 @@ func (s *Store) Delete(name string) error {
 	if err != nil {
 		return err
 	}
-	s.removeOwned(m.Path)
+	s.removeOwned(m)
 	return nil
 }
 
