@@ -99,3 +99,72 @@ func quoteJoin(names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// StallError means a running request got nothing from its worker for the
+// stall timeout (a hung or stopped process): the job was cancelled.
+type StallError struct {
+	Worker, URL string
+	Tokens      int // tokens received before the worker went quiet
+	Timeout     time.Duration
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("%s (%s) stalled: nothing for %s after %s; the job was cancelled. The worker process may be hung or stopped: see `rbee status` and `rbee logs %s`, or raise --stall-timeout",
+		e.Worker, e.URL, e.Timeout, plural(e.Tokens, "token"), e.Worker)
+}
+
+// BrokenStreamError means the stream of a running request ended before its
+// end event: the worker process exited, or the connection to it broke.
+type BrokenStreamError struct {
+	Worker, URL string
+	Tokens      int  // tokens received before the stream ended
+	Exited      bool // the worker's port refuses connections now
+	Err         error
+}
+
+func (e *BrokenStreamError) Error() string {
+	what := "the worker exited or the connection to it broke"
+	if e.Exited {
+		what = "the worker exited (its port now refuses connections; its hive restarts it)"
+	}
+	return fmt.Sprintf("%s (%s) stopped streaming after %s: %s (%v). Run the prompt again; `rbee logs %s` shows why",
+		e.Worker, e.URL, plural(e.Tokens, "token"), what, e.Err, e.Worker)
+}
+
+func (e *BrokenStreamError) Unwrap() error { return e.Err }
+
+// GoneError means a worker refused the connection before it got the request.
+type GoneError struct {
+	Worker, URL string
+	Err         error
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("%s (%s) refused the connection (its process is gone)", e.Worker, e.URL)
+}
+
+func (e *GoneError) Unwrap() error { return e.Err }
+
+// NoAnswerError means every ready worker of the model was gone by the time
+// the request was sent.
+type NoAnswerError struct {
+	Model string
+	Gone  []*GoneError
+}
+
+func (e *NoAnswerError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no worker of model %q took the request; every one that was ready is gone now:", e.Model)
+	for _, g := range e.Gone {
+		b.WriteString("\n  - " + g.Error())
+	}
+	b.WriteString("\nTheir hives restart crashed workers: try again in a moment, and see `rbee status` if it persists.")
+	return b.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -61,6 +61,10 @@ type Router struct {
 	Backoff []time.Duration
 	// ProbeTimeout bounds each GET /v1/ready; 0 means 3 s.
 	ProbeTimeout time.Duration
+	// StallTimeout is how long a running request may go without an event
+	// from the worker (a token, or the start before the first) before the
+	// job is cancelled and Run returns a *StallError; 0 means no limit.
+	StallTimeout time.Duration
 	// Log receives progress notes (busy retries, wake-ups, ephemeral workers); nil discards them.
 	Log *slog.Logger
 }
@@ -105,11 +109,13 @@ type Outcome struct {
 type Sink func(w Worker, ev workerapi.Event) error
 
 // Run sends req to the least loaded ready worker of req.Model and passes the
-// stream to sink. Busy workers are skipped for the others; when all are busy
-// Run waits 1, 2, then 4 s and tries again. When ctx ends while a job runs,
-// the job is cancelled on the worker (DELETE /v1/inference/{id}) before Run
-// returns. Errors: *NoWorkerError, *UnknownModelError, *BusyError, or the
-// worker's or the context's error.
+// stream to sink. Busy workers are skipped for the others, and so are
+// workers that are gone before the first event (connection refused); when
+// all are busy Run waits 1, 2, then 4 s and tries again. When ctx ends while
+// a job runs, or the worker stalls, the job is cancelled on the worker
+// (DELETE /v1/inference/{id}) before Run returns. Errors: *NoWorkerError,
+// *UnknownModelError, *BusyError, *GoneError, *StallError,
+// *BrokenStreamError, or the worker's or the context's error.
 func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, error) {
 	start := time.Now()
 	if req.Params.JobID == "" {
@@ -155,26 +161,9 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 			}
 			return out, r.noWorker(snap, req, cands, notes)
 		}
-		busy = busy[:0]
-		for i, c := range ready {
-			out.Worker = c.worker
-			out.Attempts++
-			err := r.stream(ctx, c, req, sink, start, &out)
-			if err == nil {
-				out.Total = time.Since(start)
-				return out, nil
-			}
-			if api.HasCode(err, CodeBusy) {
-				// The job never ran there: an interrupt now has nothing to cancel.
-				out.Worker = Worker{}
-				busy = append(busy, c.worker.Name())
-				if i < len(ready)-1 {
-					r.log().Info(c.worker.Name() + " is busy; trying another worker")
-				} else {
-					r.log().Info(c.worker.Name() + " is busy")
-				}
-				continue
-			}
+		var done bool
+		busy, done, err = r.tryEach(ctx, ready, req, sink, start, &out)
+		if done || err != nil {
 			return out, err
 		}
 		if round >= len(backoff) {
@@ -189,49 +178,42 @@ func (r *Router) Run(ctx context.Context, req Request, sink Sink) (Outcome, erro
 	}
 }
 
-// stream runs the request on one worker. A context that ends while the job
-// runs cancels the job on the worker before stream returns.
-func (r *Router) stream(ctx context.Context, c *candidate, req Request, sink Sink, start time.Time, out *Outcome) error {
-	cl := workerapi.NewClient(c.worker.URL, c.token)
-	cl.HTTP = r.HTTP
-	sent := false
-	res, err := cl.Infer(ctx, req.Params, func(ev workerapi.Event) error {
-		switch ev.Type {
-		case workerapi.EventToken:
-			if out.Tokens == 0 {
-				out.FirstToken = time.Since(start)
-			}
-			out.Tokens++
-		case workerapi.EventStarted:
-			sent = true
-		case workerapi.EventEnd:
-			out.End = ev
+// tryEach sends the request to each ready worker in turn until one runs it
+// (done), one fails (err), or every one answered busy (busy lists them) or
+// was gone (a *NoAnswerError when none was busy).
+func (r *Router) tryEach(ctx context.Context, ready []*candidate, req Request, sink Sink, start time.Time, out *Outcome) (busy []string, done bool, err error) {
+	var gone []*GoneError
+	for i, c := range ready {
+		out.Worker = c.worker
+		out.Attempts++
+		err := r.stream(ctx, c, req, sink, start, out)
+		if err == nil {
+			out.Total = time.Since(start)
+			return nil, true, nil
 		}
-		return sink(c.worker, ev)
-	})
-	if err == nil {
-		out.End = res.End
-		return nil
-	}
-	if api.HasCode(err, CodeBusy) {
-		return err
-	}
-	if ctx.Err() != nil || sent || !api.FromServer(err) {
-		// The job may be running: stop it so its slot is freed at once.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		defer cancel()
-		if cerr := cl.Cancel(cctx, req.Params.JobID); cerr != nil && !api.HasStatus(cerr, http.StatusNotFound) {
-			r.log().Warn("could not cancel the job on the worker", "worker", c.worker.Name(), "job", req.Params.JobID, "err", cerr)
+		var g *GoneError
+		isGone := errors.As(err, &g)
+		if !isGone && !api.HasCode(err, CodeBusy) {
+			return nil, false, err
 		}
-	}
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if errors.Is(cause, context.DeadlineExceeded) {
-			return fmt.Errorf("the request to %s (%s) timed out; the job was cancelled. Raise --timeout or lower --max-tokens", c.worker.Name(), c.worker.URL)
+		// The job never ran there: an interrupt now has nothing to cancel.
+		out.Worker = Worker{}
+		more := ""
+		if i < len(ready)-1 {
+			more = "; trying another worker"
 		}
-		return cause
+		if isGone {
+			gone = append(gone, g)
+			r.log().Info(g.Error() + more)
+			continue
+		}
+		busy = append(busy, c.worker.Name())
+		r.log().Info(c.worker.Name() + " is busy" + more)
 	}
-	return fmt.Errorf("%s (%s): %w", c.worker.Name(), c.worker.URL, err)
+	if len(busy) == 0 {
+		return nil, false, &NoAnswerError{Model: req.Model, Gone: gone}
+	}
+	return busy, false, nil
 }
 
 func (r *Router) log() *slog.Logger {

@@ -35,6 +35,7 @@ func newInferCmd() *cobra.Command {
 		topK    int
 		asJSON  bool
 		timeout time.Duration
+		stall   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "infer --model NAME --prompt TEXT",
@@ -45,8 +46,14 @@ decode speeds go to stderr (--json writes one JSON event per line instead).
 
 Workers come from the state that rbee apply records (--state, or .rbee beside
 --config); each one's live /v1/ready decides. A busy worker (all slots in use)
-is skipped for another; when all are busy rbee infer waits 1, 2 and 4 s and
+is skipped for another, and so is one that is gone before the first token
+(connection refused); when all are busy rbee infer waits 1, 2 and 4 s and
 tries again. Ctrl-C cancels the job on the worker and exits with status 130.
+
+A worker that sends nothing for --stall-timeout (default 60s; a hung or
+stopped process) has its job cancelled, and rbee infer exits 1 naming it;
+--timeout bounds the whole request. A worker that dies mid-stream is named
+with the number of tokens it sent.
 
 With no ready worker it fails and says which pool to apply; --ephemeral starts
 a temporary worker through the hive of a node that has the model instead, and
@@ -54,7 +61,8 @@ stops it afterwards. --prompt - reads the prompt from stdin.
 
 Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 		Example: `  rbee infer --model tiny --prompt "Once upon a time" --max-tokens 32
-  rbee infer --model tiny --prompt "Hello" --temperature 0 --json`,
+  rbee infer --model tiny --prompt "Hello" --temperature 0 --json
+  rbee infer --model tiny --prompt "Hello" --stall-timeout 10s --timeout 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if prompt == "-" {
@@ -81,7 +89,10 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 			if fs.Changed("top-k") {
 				p.TopK = &topK
 			}
-			return runInfer(cmd, req, asJSON, timeout)
+			if stall < 0 || timeout < 0 {
+				return exitCode(1, errors.New("--timeout and --stall-timeout must not be negative (0 = no limit)"))
+			}
+			return runInfer(cmd, req, asJSON, timeout, stall)
 		},
 	}
 	fs := cmd.Flags()
@@ -96,7 +107,8 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 	fs.StringVar(&req.Pool, "pool", "", "use only workers of this pool")
 	fs.BoolVar(&asJSON, "json", false, "write NDJSON events to stdout (start, token, end, error)")
 	fs.BoolVar(&req.Ephemeral, "ephemeral", false, "with no ready worker, start a temporary one through a hive and stop it afterwards")
-	fs.DurationVar(&timeout, "timeout", 0, "give up (and cancel the job) after this long; 0 = no limit")
+	fs.DurationVar(&timeout, "timeout", 0, "give up on the whole request (and cancel the job) after this long; 0 = no limit")
+	fs.DurationVar(&stall, "stall-timeout", 60*time.Second, "cancel the job when the worker sends no token for this long; 0 = no limit")
 	fs.BoolVar(&req.Params.IgnoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens, up to --max-tokens (benchmarks)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("prompt")
@@ -105,7 +117,7 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 }
 
 // runInfer routes the request and maps the outcome to the exit status.
-func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.Duration) error {
+func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall time.Duration) error {
 	ctx, cancel := context.WithCancelCause(cmd.Context())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
@@ -141,10 +153,11 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout time.D
 	}
 	tokens := applier.NewTokens(st.Dir())
 	router := &infer.Router{
-		State:   st,
-		Token:   tokens.Get,
-		Catalog: func() (infer.Catalog, error) { return catalog(cmd) },
-		Log:     slog.New(infer.NoteHandler(stderr, slog.LevelInfo)),
+		State:        st,
+		Token:        tokens.Get,
+		Catalog:      func() (infer.Catalog, error) { return catalog(cmd) },
+		Log:          slog.New(infer.NoteHandler(stderr, slog.LevelInfo)),
+		StallTimeout: stall,
 	}
 	res, err := router.Run(ctx, req, out.Sink())
 	switch {
