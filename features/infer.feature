@@ -56,6 +56,28 @@ Feature: rbee infer streams tokens from a ready worker
     And the output of "long" contains "interrupted; job infer-"
     And the worker "chat-0" has all its slots free
 
+  Scenario: a worker that stops sending is cancelled after --stall-timeout
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 30000 --ignore-eos --json --stall-timeout 2s" in the background as "long"
+    And "long" has streamed a token
+    And I send SIGSTOP to the fleet's worker "chat-0"
+    Then "long" exits with code 1
+    And the output of "long" matches "worker\.chat\[local/0\] \(http://127\.0\.0\.1:\d+\) stalled: nothing for 2s after \d+ tokens?; the job was cancelled"
+    And the output of "long" contains "rbee logs worker.chat[local/0]"
+    When I send SIGCONT to the fleet's worker "chat-0"
+    Then the worker "chat-0" has all its slots free
+
+  Scenario: a worker killed mid-stream is named with the tokens it sent
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I start "rbee infer --model tiny --prompt 'Once upon a time' --max-tokens 30000 --ignore-eos --json" in the background as "long"
+    And "long" has streamed a token
+    And I send SIGKILL to the fleet's worker "chat-0"
+    Then "long" exits with code 1
+    And the output of "long" matches "worker\.chat\[local/0\] \(http://127\.0\.0\.1:\d+\) stopped streaming after \d+ tokens?: the worker exited"
+    And the output of "long" does not contain "without an end event"
+
   Scenario: a busy worker is retried with backoff, then the command gives up
     Given a local fleet file with pool "chat" serving model "tiny" with 1 slot
     When I run "rbee apply -auto-approve"

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,6 +248,36 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 			return fmt.Errorf("the output of %s %s %q:\n%s", name, map[bool]string{true: "contains", false: "lacks"}[got], want, tail(p.out.String(), 20))
 		}
 		return nil
+	})
+
+	sc.Step(`^the output of "([^"]*)" matches "((?:[^"\\]|\\.)*)"$`, func(name, pattern string) error {
+		p, err := w.proc(name)
+		if err != nil {
+			return err
+		}
+		re, err := regexp.Compile(unquote(pattern))
+		if err != nil {
+			return err
+		}
+		if !re.MatchString(p.out.String()) {
+			return fmt.Errorf("the output of %s does not match %q:\n%s", name, pattern, tail(p.out.String(), 20))
+		}
+		return nil
+	})
+	sc.Step(`^I send (SIGSTOP|SIGCONT|SIGKILL) to the fleet's worker "([^"]*)"$`, func(sig, id string) error {
+		ws, _, err := w.liveWorker(id)
+		if err != nil {
+			return err
+		}
+		if ws.PID <= 0 {
+			return fmt.Errorf("worker %s has no pid: %+v", id, ws)
+		}
+		s := map[string]syscall.Signal{"SIGSTOP": syscall.SIGSTOP, "SIGCONT": syscall.SIGCONT, "SIGKILL": syscall.SIGKILL}[sig]
+		if s == syscall.SIGSTOP {
+			// A stopped worker would hold up the scenario's destroy.
+			w.onCleanup(func() { _ = syscall.Kill(ws.PID, syscall.SIGCONT) })
+		}
+		return syscall.Kill(ws.PID, s)
 	})
 
 	sc.Step(`^stdout is a JSON stream of a start event, (\d+) token events and an end event from "([^"]*)"$`, func(n int, worker string) error {
