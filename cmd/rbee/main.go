@@ -56,6 +56,7 @@ or generated) and worker pools in rbee.hcl, then:
 	root.AddCommand(applyCommands()...)  // apply.go: apply, destroy, refresh, infer
 	root.AddCommand(watchCommands()...)  // watch.go: the daemon
 	root.AddCommand(newGatewayCmd())     // gateway.go: the fleet's OpenAI endpoint
+	root.AddCommand(newStatusCmd())      // status.go: the live fleet
 	return root
 }
 
