@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/rbee-dev/rbee/internal/promcheck"
 )
 
 const fleet = `node "local" {
@@ -264,6 +266,7 @@ func TestHandler(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	promcheck.Check(t, body)
 
 	resp, err = http.Get(srv.URL + "/nope")
 	if err != nil {
