@@ -52,7 +52,7 @@ func WriteTable(w io.Writer, rep Report, color bool) error {
 		}
 		for _, wk := range n.Workers {
 			rows = append(rows, []cell{{text: n.Name}, hive, {text: wk.Address}, {wk.State, stateColor(wk.State)},
-				{text: dash(wk.Model)}, {text: dash(wk.Backend)}, {text: fmt.Sprintf("%d/%d", wk.SlotsBusy, wk.SlotsTotal)},
+				{text: dash(wk.Model)}, {text: dash(wk.Backend)}, {text: slots(wk)},
 				{text: rate(wk)}, {text: strconv.Itoa(wk.Restarts)}})
 			if wk.Error != "" {
 				notes = append(notes, fmt.Sprintf("%s: %s", wk.Address, wk.Error))
@@ -111,6 +111,14 @@ func stateColor(s string) string {
 		return ansiRed
 	}
 	return ansiYellow
+}
+
+// slots is "busy/total", with "-" for busy when nothing answered for the worker.
+func slots(w Worker) string {
+	if w.State == StateUnknown || w.State == StateMissing {
+		return fmt.Sprintf("-/%d", w.SlotsTotal)
+	}
+	return fmt.Sprintf("%d/%d", w.SlotsBusy, w.SlotsTotal)
 }
 
 func rate(w Worker) string {

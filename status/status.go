@@ -127,7 +127,7 @@ func (g *Gatherer) node(ctx context.Context, snap *state.Snapshot, rec *state.No
 		hctx, cancel := context.WithTimeout(ctx, g.timeout())
 		live, err = hc.State(hctx)
 		cancel()
-		if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s", g.timeout())
 		}
 	}

@@ -95,7 +95,7 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `NODE   HIVE         WORKER                STATE    MODEL  BACKEND  SLOTS  TOK/S  RESTARTS
-gpu1   unreachable  worker.chat[gpu1/0]   unknown  tiny   cuda     0/4    -      0
+gpu1   unreachable  worker.chat[gpu1/0]   unknown  tiny   cuda     -/4    -      0
 local  v0.2.0       worker.chat[local/0]  busy     tiny   cpu      1/2    12.3   3
 spare  v0.2.0       -
 node.gpu1: the hive at http://10.0.0.5:9200 did not answer: dial tcp 10.0.0.5:9200: connect: connection refused
