@@ -37,7 +37,8 @@ type Options struct {
 	State *state.Store
 	// Keys, when set, are the API keys every request must carry.
 	Keys *Keys
-	// Queue is how many requests per pool or model may wait for a slot.
+	// Queue is how many requests per pool or model may wait for a slot; 0
+	// answers QUEUE_FULL at once when every slot is busy.
 	Queue int
 	// QueueTimeout is how long a request may wait for a slot.
 	QueueTimeout time.Duration
@@ -72,8 +73,8 @@ func New(opts Options) (*Server, error) {
 	if opts.State == nil {
 		return nil, errors.New("gateway: no state to read the fleet from")
 	}
-	if opts.Queue <= 0 {
-		opts.Queue = DefaultQueue
+	if opts.Queue < 0 {
+		return nil, fmt.Errorf("gateway: queue is %d; allowed: 0 (no queue) or more", opts.Queue)
 	}
 	if opts.QueueTimeout <= 0 {
 		opts.QueueTimeout = DefaultQueueTimeout
