@@ -251,7 +251,7 @@ Feature: the llama.cpp worker
     And I GET "/metrics" from the worker
     Then the response status is 200
     And the response body contains "rbee_worker_generated_tokens_total 9"
-    And the response body contains "rbee_worker_slots_total 3"
+    And the response body contains "rbee_worker_slots 3"
     And the response body contains "rbee_worker_slots_busy 0"
     And the response body contains "rbee_worker_requests_total{endpoint=\"inference\",outcome=\"max_tokens\"} 1"
     And the response body contains "rbee_worker_tokens_per_second"

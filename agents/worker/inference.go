@@ -17,136 +17,6 @@ import (
 	"github.com/rbee-dev/rbee/engine"
 )
 
-// DefaultMaxTokens is what a request that sets no max_tokens gets (less when
-// the prompt leaves less room in the slot's context).
-const DefaultMaxTokens = 256
-
-// Limits of the request fields.
-const (
-	maxStops   = 4
-	maxStopLen = 256
-	maxJobID   = 64
-	maxSeed    = math.MaxUint32 - 1
-)
-
-// genParams are the generation fields every endpoint shares.
-type genParams struct {
-	MaxTokens        *int
-	Temperature      *float64
-	TopP             *float64
-	TopK             *int
-	MinP             *float64
-	RepeatPenalty    *float64
-	PresencePenalty  *float64
-	FrequencyPenalty *float64
-	Seed             *int64
-	Stop             []string
-	IgnoreEOS        bool
-}
-
-// fieldError is a 400 that names the offending field.
-func fieldError(field, format string, args ...any) *api.Error {
-	return api.Errorf(http.StatusBadRequest, "INVALID_REQUEST", field+": "+format, args...).WithDetails(map[string]any{"field": field})
-}
-
-func checkRange(field string, v *float64, lo, hi float64, loOpen bool) error {
-	if v == nil {
-		return nil
-	}
-	bad := math.IsNaN(*v) || *v > hi || *v < lo || (loOpen && *v == lo)
-	if bad {
-		open := "["
-		if loOpen {
-			open = "("
-		}
-		return fieldError(field, "must be in %s%g, %g], got %g", open, lo, hi, *v)
-	}
-	return nil
-}
-
-// request validates p and tokenizes prompt into an engine request.
-func (s *Server) request(eng *engine.Engine, prompt string, p genParams, stops []string) (engine.Request, error) {
-	var req engine.Request
-	if prompt == "" {
-		return req, fieldError("prompt", "must not be empty")
-	}
-	if strings.IndexByte(prompt, 0) >= 0 {
-		return req, fieldError("prompt", "must not contain NUL characters")
-	}
-	ctxSize := eng.Info().CtxSize
-	if p.MaxTokens != nil && (*p.MaxTokens < 1 || *p.MaxTokens > ctxSize) {
-		return req, fieldError("max_tokens", "must be between 1 and %d (the context size per slot), got %d", ctxSize, *p.MaxTokens)
-	}
-	for _, c := range []struct {
-		name   string
-		v      *float64
-		lo, hi float64
-		loOpen bool
-	}{
-		{"temperature", p.Temperature, 0, 2, false},
-		{"top_p", p.TopP, 0, 1, false},
-		{"min_p", p.MinP, 0, 1, false},
-		{"repeat_penalty", p.RepeatPenalty, 0, 10, true},
-		{"presence_penalty", p.PresencePenalty, -2, 2, false},
-		{"frequency_penalty", p.FrequencyPenalty, -2, 2, false},
-	} {
-		if err := checkRange(c.name, c.v, c.lo, c.hi, c.loOpen); err != nil {
-			return req, err
-		}
-	}
-	vocab := eng.Info().Vocab
-	if p.TopK != nil && (*p.TopK < 0 || *p.TopK > vocab) {
-		return req, fieldError("top_k", "must be between 0 (off) and %d (the vocabulary size), got %d", vocab, *p.TopK)
-	}
-	if p.Seed != nil && (*p.Seed < 0 || *p.Seed > maxSeed) {
-		return req, fieldError("seed", "must be between 0 and %d, got %d", int64(maxSeed), *p.Seed)
-	}
-	if len(p.Stop) > maxStops {
-		return req, fieldError("stop", "at most %d stop strings, got %d", maxStops, len(p.Stop))
-	}
-	for _, st := range p.Stop {
-		if st == "" || len(st) > maxStopLen {
-			return req, fieldError("stop", "each stop string must have 1 to %d bytes", maxStopLen)
-		}
-	}
-
-	tokens, err := eng.Tokenize(prompt, true)
-	if err != nil {
-		return req, fieldError("prompt", "cannot be tokenized: %v", err)
-	}
-	if len(tokens) >= ctxSize {
-		return req, fieldError("prompt", "is %d tokens long; a slot holds %d tokens in all, so shorten it or raise ctx_size", len(tokens), ctxSize)
-	}
-	maxTokens := min(DefaultMaxTokens, ctxSize-len(tokens))
-	if p.MaxTokens != nil {
-		maxTokens = *p.MaxTokens
-		if len(tokens)+maxTokens > ctxSize {
-			return req, fieldError("max_tokens", "%d + the prompt's %d tokens exceed the context of %d tokens per slot; lower max_tokens to at most %d",
-				maxTokens, len(tokens), ctxSize, ctxSize-len(tokens))
-		}
-	}
-	sp := engine.DefaultSampling()
-	setF := func(dst *float32, v *float64) {
-		if v != nil {
-			*dst = float32(*v)
-		}
-	}
-	setF(&sp.Temperature, p.Temperature)
-	setF(&sp.TopP, p.TopP)
-	setF(&sp.MinP, p.MinP)
-	setF(&sp.RepeatPenalty, p.RepeatPenalty)
-	setF(&sp.Presence, p.PresencePenalty)
-	setF(&sp.Frequency, p.FrequencyPenalty)
-	if p.TopK != nil {
-		sp.TopK = *p.TopK
-	}
-	if p.Seed != nil {
-		sp.Seed = uint32(*p.Seed)
-	}
-	req = engine.Request{Prompt: tokens, MaxTokens: maxTokens, Sampling: sp, Stop: append(append([]string(nil), p.Stop...), stops...), IgnoreEOS: p.IgnoreEOS}
-	return req, nil
-}
-
 var (
 	unknownFieldRe = regexp.MustCompile(`unknown field "([^"]+)"`)
 	typeFieldRe    = regexp.MustCompile(`Go struct field (\S+) of type`)
@@ -204,6 +74,8 @@ func (s *Server) startJob(r *http.Request, eng *engine.Engine, id string, req en
 			return nil, api.Errorf(http.StatusServiceUnavailable, "ALL_SLOTS_BUSY", "all %d slots of this worker are busy; retry shortly or use another worker", total)
 		case errors.Is(err, engine.ErrClosed):
 			return nil, errShuttingDown()
+		case errors.Is(err, engine.ErrRequest) && req.Grammar != "":
+			return nil, fieldError("response_format", "%v", err)
 		case errors.Is(err, engine.ErrRequest):
 			return nil, fieldError("max_tokens", "%v", err)
 		}
@@ -217,7 +89,7 @@ func (s *Server) end(endpoint string, j *job) engine.Stats {
 	j.cancel()
 	s.removeJob(j.id)
 	st := j.stream.Stats()
-	s.metrics.observe(endpoint, st)
+	s.metrics.observe(endpoint, st, time.Since(j.start))
 	s.log.Info("job finished", "endpoint", endpoint, "job_id", j.id, "slot", j.stream.Slot(),
 		"prompt_tokens", st.PromptTokens, "tokens", st.Tokens, "stop_reason", st.StopReason,
 		"prompt_ms", st.PromptTime.Milliseconds(), "decode_ms", st.DecodeTime.Milliseconds(),
@@ -239,6 +111,27 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	api.WriteError(w, err)
 }
 
+// parseInference decodes and validates a native request body; it needs no
+// model, only its limits.
+func parseInference(w http.ResponseWriter, r *http.Request, lim limits) (workerapi.InferenceRequest, genParams, error) {
+	var in workerapi.InferenceRequest
+	if err := decodeBody(w, r, &in); err != nil {
+		return in, genParams{}, err
+	}
+	if in.JobID != "" && !jobIDRe.MatchString(in.JobID) {
+		return in, genParams{}, fieldError("job_id", "must be 1 to %d characters of A-Z a-z 0-9 . _ -", maxJobID)
+	}
+	if err := checkPrompt("prompt", in.Prompt); err != nil {
+		return in, genParams{}, err
+	}
+	p := genParams{
+		MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK,
+		MinP: in.MinP, RepeatPenalty: in.RepeatPenalty, Seed: in.Seed, Stop: in.Stop, IgnoreEOS: in.IgnoreEOS,
+		NoPromptCache: in.CachePrompt != nil && !*in.CachePrompt,
+	}
+	return in, p, p.validate(lim)
+}
+
 // handleInference is POST /v1/inference: native SSE.
 func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) {
 	const endpoint = "inference"
@@ -247,22 +140,16 @@ func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, endpoint, err)
 		return
 	}
-	var in workerapi.InferenceRequest
-	if err := decodeBody(w, r, &in); err != nil {
+	in, p, err := parseInference(w, r, limitsOf(eng))
+	if err != nil {
 		s.writeError(w, endpoint, err)
 		return
 	}
 	id := in.JobID
 	if id == "" {
 		id = newJobID()
-	} else if !jobIDRe.MatchString(id) {
-		s.writeError(w, endpoint, fieldError("job_id", "must be 1 to %d characters of A-Z a-z 0-9 . _ -", maxJobID))
-		return
 	}
-	req, err := s.request(eng, in.Prompt, genParams{
-		MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK,
-		MinP: in.MinP, RepeatPenalty: in.RepeatPenalty, Seed: in.Seed, Stop: in.Stop, IgnoreEOS: in.IgnoreEOS,
-	}, nil)
+	req, err := s.request(eng, in.Prompt, p, nil)
 	if err != nil {
 		s.writeError(w, endpoint, err)
 		return
@@ -291,6 +178,7 @@ func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) {
 		DecodeTimeMS:    st.DecodeTime.Milliseconds(),
 		PromptTokens:    st.PromptTokens,
 		PromptTimeMS:    st.PromptTime.Milliseconds(),
+		CachedTokens:    st.CachedTokens,
 		TokensPerSecond: math.Round(st.TokensPerSecond()*100) / 100,
 		StopReason:      string(st.StopReason),
 	})
@@ -306,6 +194,7 @@ type endEvent struct {
 	DecodeTimeMS    int64   `json:"decode_time_ms"`
 	PromptTokens    int     `json:"prompt_tokens"`
 	PromptTimeMS    int64   `json:"prompt_time_ms"`
+	CachedTokens    int     `json:"cached_tokens"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	StopReason      string  `json:"stop_reason"`
 }

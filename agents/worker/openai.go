@@ -14,8 +14,10 @@ import (
 
 // The OpenAI-compatible endpoints: POST /v1/completions and
 // POST /v1/chat/completions, streaming (SSE chunks ending in data: [DONE])
-// and not. Fields OpenAI defines but the worker cannot honour (n > 1,
-// logprobs, tools, ...) are rejected as unknown rather than ignored.
+// and not. Fields that do not change the output (user, metadata, store,
+// service_tier, stream_options, parallel_tool_calls) are accepted and
+// ignored; fields the worker cannot honour (n > 1, logprobs, tools, ...) are
+// refused with a 400 that names them.
 
 // openAIParams are the generation fields both endpoints accept.
 type openAIParams struct {
@@ -34,9 +36,20 @@ type openAIParams struct {
 	StreamOptions    *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N         *int   `json:"n"`
-	User      string `json:"user"`
-	IgnoreEOS bool   `json:"ignore_eos"` // llama.cpp server extension
+	N              *int            `json:"n"`
+	ResponseFormat *responseFormat `json:"response_format"`
+	CachePrompt    *bool           `json:"cache_prompt"` // llama.cpp server extension
+	IgnoreEOS      bool            `json:"ignore_eos"`   // llama.cpp server extension
+	ignoredFields
+}
+
+// ignoredFields are OpenAI fields that do not change the output.
+type ignoredFields struct {
+	User              string          `json:"user"`
+	Metadata          json.RawMessage `json:"metadata"`
+	Store             *bool           `json:"store"`
+	ServiceTier       string          `json:"service_tier"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 }
 
 type completionRequest struct {
@@ -72,7 +85,8 @@ func stringOrList(field string, raw json.RawMessage) ([]string, error) {
 	return list, nil
 }
 
-func (p *openAIParams) gen() (genParams, error) {
+// gen validates the shared fields against lim.
+func (p *openAIParams) gen(lim limits) (genParams, error) {
 	if p.N != nil && *p.N != 1 {
 		return genParams{}, fieldError("n", "only n = 1 is supported, got %d", *p.N)
 	}
@@ -80,11 +94,35 @@ func (p *openAIParams) gen() (genParams, error) {
 	if err != nil {
 		return genParams{}, err
 	}
-	return genParams{
+	g := genParams{
 		MaxTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, TopK: p.TopK, MinP: p.MinP,
 		RepeatPenalty: p.RepeatPenalty, PresencePenalty: p.PresencePenalty, FrequencyPenalty: p.FrequencyPenalty,
 		Seed: p.Seed, Stop: stop, IgnoreEOS: p.IgnoreEOS,
-	}, nil
+		NoPromptCache: p.CachePrompt != nil && !*p.CachePrompt,
+	}
+	if err := g.validate(lim); err != nil {
+		return genParams{}, err
+	}
+	g.Grammar, err = p.ResponseFormat.grammar()
+	return g, err
+}
+
+// parseCompletion decodes and validates a /v1/completions body; it needs no
+// model, only its limits.
+func parseCompletion(w http.ResponseWriter, r *http.Request, lim limits) (completionRequest, string, genParams, error) {
+	var in completionRequest
+	if err := decodeBody(w, r, &in); err != nil {
+		return in, "", genParams{}, err
+	}
+	prompts, err := stringOrList("prompt", in.Prompt)
+	if err != nil || len(prompts) != 1 {
+		return in, "", genParams{}, fieldError("prompt", "must be one non-empty string (or an array holding exactly one)")
+	}
+	if err := checkPrompt("prompt", prompts[0]); err != nil {
+		return in, "", genParams{}, err
+	}
+	p, err := in.gen(lim)
+	return in, prompts[0], p, err
 }
 
 // handleCompletions is POST /v1/completions.
@@ -95,22 +133,12 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, endpoint, err)
 		return
 	}
-	var in completionRequest
-	if err := decodeBody(w, r, &in); err != nil {
-		s.writeError(w, endpoint, err)
-		return
-	}
-	prompts, err := stringOrList("prompt", in.Prompt)
-	if err != nil || len(prompts) != 1 {
-		s.writeError(w, endpoint, fieldError("prompt", "must be one non-empty string (or an array holding exactly one)"))
-		return
-	}
-	p, err := in.gen()
+	in, prompt, p, err := parseCompletion(w, r, limitsOf(eng))
 	if err != nil {
 		s.writeError(w, endpoint, err)
 		return
 	}
-	req, err := s.request(eng, prompts[0], p, nil)
+	req, err := s.request(eng, prompt, p, nil)
 	if err != nil {
 		s.writeError(w, endpoint, err)
 		return
@@ -118,22 +146,15 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	s.serveOpenAI(w, r, eng, endpoint, false, in.Model, req, in.Stream)
 }
 
-// handleChatCompletions is POST /v1/chat/completions.
-func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
-	const endpoint = "chat_completions"
-	eng, err := s.engine()
-	if err != nil {
-		s.writeError(w, endpoint, err)
-		return
-	}
+// parseChat decodes and validates a /v1/chat/completions body; it needs no
+// model, only its limits.
+func parseChat(w http.ResponseWriter, r *http.Request, lim limits) (chatRequest, []engine.Message, genParams, error) {
 	var in chatRequest
 	if err := decodeBody(w, r, &in); err != nil {
-		s.writeError(w, endpoint, err)
-		return
+		return in, nil, genParams{}, err
 	}
 	if len(in.Messages) == 0 {
-		s.writeError(w, endpoint, fieldError("messages", "must hold at least one message"))
-		return
+		return in, nil, genParams{}, fieldError("messages", "must hold at least one message")
 	}
 	msgs := make([]engine.Message, 0, len(in.Messages))
 	for i, m := range in.Messages {
@@ -144,20 +165,33 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 			role = "system"
 		case "system", "user", "assistant":
 		default:
-			s.writeError(w, endpoint, fieldError(field+".role", "must be system, developer, user or assistant, got %q", m.Role))
-			return
+			return in, nil, genParams{}, fieldError(field+".role", "must be system, developer, user or assistant, got %q", m.Role)
 		}
 		content, err := messageText(field+".content", m.Content)
 		if err != nil {
-			s.writeError(w, endpoint, err)
-			return
+			return in, nil, genParams{}, err
+		}
+		if strings.IndexByte(content, 0) >= 0 {
+			return in, nil, genParams{}, fieldError(field+".content", "must not contain NUL characters")
 		}
 		msgs = append(msgs, engine.Message{Role: role, Content: content})
 	}
 	if in.MaxCompletionTokens != nil && in.MaxTokens == nil {
 		in.MaxTokens = in.MaxCompletionTokens
 	}
-	p, err := in.gen()
+	p, err := in.gen(lim)
+	return in, msgs, p, err
+}
+
+// handleChatCompletions is POST /v1/chat/completions.
+func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "chat_completions"
+	eng, err := s.engine()
+	if err != nil {
+		s.writeError(w, endpoint, err)
+		return
+	}
+	in, msgs, p, err := parseChat(w, r, limitsOf(eng))
 	if err != nil {
 		s.writeError(w, endpoint, err)
 		return
@@ -204,13 +238,18 @@ func finishReason(r engine.StopReason) string {
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"` // prompt tokens reused from the slot's cache
+	} `json:"prompt_tokens_details"`
 }
 
 func usageOf(st engine.Stats) usage {
-	return usage{PromptTokens: st.PromptTokens, CompletionTokens: st.Tokens, TotalTokens: st.PromptTokens + st.Tokens}
+	u := usage{PromptTokens: st.PromptTokens, CompletionTokens: st.Tokens, TotalTokens: st.PromptTokens + st.Tokens}
+	u.PromptTokensDetails.CachedTokens = st.CachedTokens
+	return u
 }
 
 // serveOpenAI runs req and answers in the OpenAI shape of the endpoint.

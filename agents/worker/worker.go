@@ -16,9 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +49,20 @@ type Config struct {
 	LoadTimeout time.Duration // default 5m
 	LoadDelay   time.Duration // wait before loading; a test hook that makes the loading state observable
 	Logger      *slog.Logger  // default slog.Default()
+
+	FlashAttention bool   // use flash attention
+	KVCacheType    string // KV cache element type: f16 (default), q8_0 or q4_0
+	ChatTemplate   string // chat template name overriding the model's own; "" = the model's
+	Embeddings     bool   // serve POST /v1/embeddings
 }
+
+// KVCacheTypes are the values Config.KVCacheType accepts.
+var KVCacheTypes = engine.KVCacheTypes
+
+// ErrLoad marks a model load that fails the same way every time (a file
+// llama.cpp refuses, invalid options); starting the worker again does not
+// help. A missing file is not one: the hive may provide it again.
+var ErrLoad = engine.ErrLoad
 
 // Server is one worker. Create it with New, then call Run.
 type Server struct {
@@ -64,10 +75,13 @@ type Server struct {
 	eng      atomic.Pointer[engine.Engine]
 	stopping atomic.Bool
 	stopOnce sync.Once
-	stopCh   chan struct{} // closed by an admin shutdown request
+	stopCh   chan struct{}          // closed by an admin shutdown request
+	sha256   atomic.Pointer[string] // the model file's digest, once hashed
+	started  time.Time
 
-	jobsMu sync.Mutex
-	jobs   map[string]context.CancelFunc
+	jobsMu   sync.Mutex
+	jobs     map[string]context.CancelFunc
+	draining bool // guarded by jobsMu: refuse new jobs, let running ones finish
 }
 
 // New checks cfg and prepares a server; nothing listens yet.
@@ -96,14 +110,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.KVCacheType == "" {
+		cfg.KVCacheType = KVCacheTypes[0]
+	}
 	if cfg.WorkerID == "" {
 		cfg.WorkerID = "worker-" + strconv.Itoa(cfg.Port)
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		stopCh: make(chan struct{}),
-		jobs:   map[string]context.CancelFunc{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		stopCh:  make(chan struct{}),
+		jobs:    map[string]context.CancelFunc{},
+		started: time.Now(),
 	}
 	s.metrics = newMetrics(s)
 	s.routes()
@@ -152,12 +170,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	attrs := []any{"addr", s.Addr(), "model", s.cfg.ModelPath, "slots", s.cfg.Slots, "ctx_size", s.cfg.CtxSize, "threads", s.cfg.Threads, "worker_id", s.cfg.WorkerID}
+	attrs := []any{"addr", s.Addr(), "model", s.cfg.ModelPath, "slots", s.cfg.Slots, "ctx_size", s.cfg.CtxSize, "threads", s.cfg.Threads, "worker_id", s.cfg.WorkerID,
+		"flash_attn", s.cfg.FlashAttention, "kv_cache_type", s.cfg.KVCacheType, "embeddings", s.cfg.Embeddings}
 	if s.cfg.Token != "" {
 		attrs = append(attrs, "token", api.Fingerprint(s.cfg.Token))
 	}
 	s.log.Info("worker listening", attrs...)
 
+	go s.hashModel(ctx)
 	loaded := make(chan error, 1)
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
@@ -207,12 +227,7 @@ func (s *Server) load(ctx context.Context) error {
 		}
 	}
 	start := time.Now()
-	eng, err := engine.Load(ctx, s.cfg.ModelPath, engine.Options{
-		Slots:    s.cfg.Slots,
-		CtxSize:  s.cfg.CtxSize,
-		Threads:  s.cfg.Threads,
-		Progress: func(p float32) { s.progress.Store(uint64FromFloat(float64(p))) },
-	})
+	eng, err := engine.Load(ctx, s.cfg.ModelPath, s.engineOptions())
 	if err != nil {
 		return err
 	}
@@ -286,125 +301,5 @@ func (s *Server) postCallback(ctx context.Context, body []byte) error {
 	return nil
 }
 
-// engine returns the loaded engine, or an *api.Error while loading or stopping.
-func (s *Server) engine() (*engine.Engine, error) {
-	if s.stopping.Load() {
-		return nil, errShuttingDown()
-	}
-	eng := s.eng.Load()
-	if eng == nil {
-		return nil, api.Errorf(http.StatusServiceUnavailable, "LOADING", "the model is still loading (%.0f%%); retry when GET /v1/ready says ready", 100*s.loadProgress())
-	}
-	return eng, nil
-}
-
-func (s *Server) loadProgress() float64 { return floatFromUint64(s.progress.Load()) }
-
-// readiness is the body of /v1/ready.
-func (s *Server) readiness() workerapi.Ready {
-	r := workerapi.Ready{
-		State:      workerapi.StateLoading,
-		SlotsTotal: s.cfg.Slots,
-		Progress:   s.loadProgress(),
-		WorkerID:   s.cfg.WorkerID,
-		Model:      modelName(s.cfg.ModelPath),
-	}
-	if eng := s.eng.Load(); eng != nil {
-		r.SlotsTotal, r.SlotsFree = eng.Slots()
-		r.Ready = true
-		r.State = workerapi.StateIdle
-		if r.SlotsFree < r.SlotsTotal {
-			r.State = workerapi.StateBusy
-		}
-	}
-	if s.stopping.Load() {
-		r.Ready = false
-		r.State = workerapi.StateStopping
-	}
-	return r
-}
-
-func (s *Server) routes() {
-	mux := http.NewServeMux()
-	handle := func(pattern, method string, h http.HandlerFunc) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != method {
-				w.Header().Set("Allow", method)
-				api.WriteError(w, api.Errorf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "%s %s is not supported; use %s", r.Method, r.URL.Path, method))
-				return
-			}
-			h(w, r)
-		})
-	}
-	handle("/health", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	handle("/v1/ready", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, s.readiness())
-	})
-	handle("/v1/inference", http.MethodPost, s.handleInference)
-	handle("/v1/inference/{id}", http.MethodDelete, s.handleCancel)
-	handle("/v1/completions", http.MethodPost, s.handleCompletions)
-	handle("/v1/chat/completions", http.MethodPost, s.handleChatCompletions)
-	handle("/v1/admin/shutdown", http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "shutting down"})
-		s.stopOnce.Do(func() { close(s.stopCh) })
-	})
-	mux.Handle("/metrics", s.metrics.handler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, "NOT_FOUND", "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	s.mux = mux
-}
-
-// Handler is the worker's HTTP API without authentication (for tests and
-// embedding; Run adds the bearer check).
-func (s *Server) Handler() http.Handler { return s.mux }
-
-// handleCancel is DELETE /v1/inference/{id}.
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.jobsMu.Lock()
-	cancel, ok := s.jobs[id]
-	s.jobsMu.Unlock()
-	if !ok {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, "JOB_NOT_FOUND", "no running job %q on this worker (it may have finished)", id).WithDetails(map[string]any{"job_id": id}))
-		return
-	}
-	cancel()
-	s.log.Info("job cancelled by request", "job_id", id)
-	api.WriteJSON(w, http.StatusOK, workerapi.CancelResponse{JobID: id, Cancelled: true})
-}
-
-// addJob registers a running job; it fails when the id is taken.
-func (s *Server) addJob(id string, cancel context.CancelFunc) error {
-	s.jobsMu.Lock()
-	defer s.jobsMu.Unlock()
-	if _, taken := s.jobs[id]; taken {
-		return api.Errorf(http.StatusConflict, "JOB_EXISTS", "job %q is already running on this worker; pick another job_id", id).WithDetails(map[string]any{"field": "job_id"})
-	}
-	if s.stopping.Load() {
-		return errShuttingDown()
-	}
-	s.jobs[id] = cancel
-	return nil
-}
-
-func (s *Server) removeJob(id string) {
-	s.jobsMu.Lock()
-	delete(s.jobs, id)
-	s.jobsMu.Unlock()
-}
-
 func uint64FromFloat(f float64) uint64 { return math.Float64bits(f) }
 func floatFromUint64(u uint64) float64 { return math.Float64frombits(u) }
-
-func modelName(path string) string {
-	return strings.TrimSuffix(filepath.Base(path), ".gguf")
-}
-
-// errShuttingDown is the answer to a request that arrives after shutdown
-// began (a new *api.Error each time: callers may add details).
-func errShuttingDown() *api.Error {
-	return api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
-}

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/agents/worker"
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
 )
 
@@ -27,7 +30,11 @@ and are decoded in one batch. The hive starts workers; run one by hand to try a 
 
 --port must be 1024-65535. Binding an address other than loopback needs --token-file
 (a 0600 file holding the bearer token). SIGTERM stops accepting, cancels running jobs
-and exits 0.`,
+and exits 0. POST /v1/admin/drain refuses new requests and lets running ones finish.
+
+A model that cannot be loaded as asked (missing file, a file llama.cpp refuses,
+invalid options) exits 3 after one stderr line "error: <the cause>"; starting the
+worker again would fail the same way.`,
 		Example: `  # make a tiny model and serve it on port 8001
   rbee model synth --preset tiny --out tiny.gguf && rbee worker --model tiny.gguf --port 8001
 
@@ -60,6 +67,12 @@ and exits 0.`,
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if err := srv.Run(ctx); err != nil {
+				if errors.Is(err, worker.ErrLoad) {
+					// One line the hive can show as the reason; the status says
+					// that starting again will not help.
+					fmt.Fprintln(os.Stderr, "error:", err)
+					return exitCode(workerapi.ExitLoadFailed, nil)
+				}
 				return exitCode(1, err)
 			}
 			return nil
@@ -76,6 +89,10 @@ and exits 0.`,
 	f.StringVar(&tokenFile, "token-file", "", "file (mode 0600) holding the bearer token clients must send")
 	f.StringVar(&cfg.CallbackURL, "callback-url", "", `URL to POST {"worker_id","url","state":"ready"} to once loaded`)
 	f.DurationVar(&cfg.LoadTimeout, "load-timeout", 5*time.Minute, "give up when the model is not loaded within this time")
+	f.BoolVar(&cfg.FlashAttention, "flash-attn", false, "use flash attention (needed by a quantized --kv-cache-type)")
+	f.StringVar(&cfg.KVCacheType, "kv-cache-type", worker.KVCacheTypes[0], "KV cache element type: "+strings.Join(worker.KVCacheTypes, ", ")+" (q8_0 and q4_0 need --flash-attn)")
+	f.StringVar(&cfg.ChatTemplate, "chat-template", "", "built-in chat template to use instead of the model's own (chatml, llama3, phi3, ...)")
+	f.BoolVar(&cfg.Embeddings, "embeddings", false, "serve POST /v1/embeddings")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("port")
 	return cmd

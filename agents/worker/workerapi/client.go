@@ -118,3 +118,15 @@ func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	resp.Body.Close()
 	return nil
 }
+
+// Drain asks the worker to refuse new requests (503 DRAINING) while the ones
+// in flight finish (POST /v1/admin/drain). Poll Ready until InFlight is 0
+// before stopping it.
+func (c *Client) Drain(ctx context.Context) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/admin/drain", struct{}{})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

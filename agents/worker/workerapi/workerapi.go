@@ -9,7 +9,14 @@ const (
 	StateIdle     = "idle"     // loaded, no request running
 	StateBusy     = "busy"     // loaded, at least one slot in use
 	StateStopping = "stopping" // shutting down; no new requests
+	StateDraining = "draining" // POST /v1/admin/drain: no new requests, running ones finish
 )
+
+// ExitLoadFailed is the exit status of a worker whose model failed to load
+// in a way that repeats on every start (missing file, not a model); it
+// writes one stderr line "error: <the cause>" first. A supervisor should
+// mark such a worker failed instead of restarting it.
+const ExitLoadFailed = 3
 
 // MinPort and MaxPort bound the port a worker may listen on; ports below
 // MinPort are reserved for system services.
@@ -42,16 +49,42 @@ const (
 	HeaderJobID = "X-Job-Id"
 )
 
-// Ready is the body of GET /v1/ready. Ready is true in the idle and busy
-// states; Progress goes from 0 to 1 while loading.
+// Ready is the body of GET /v1/ready (and of POST /v1/admin/drain). Ready
+// is true in the idle and busy states; Progress goes from 0 to 1 while
+// loading; InFlight counts the requests being served, which a draining
+// worker lets finish.
 type Ready struct {
-	Ready      bool    `json:"ready"`
-	State      string  `json:"state"`
-	SlotsTotal int     `json:"slots_total"`
-	SlotsFree  int     `json:"slots_free"`
-	Progress   float64 `json:"progress"`
-	WorkerID   string  `json:"worker_id,omitempty"`
-	Model      string  `json:"model,omitempty"`
+	Ready        bool    `json:"ready"`
+	State        string  `json:"state"`
+	SlotsTotal   int     `json:"slots_total"`
+	SlotsFree    int     `json:"slots_free"`
+	InFlight     int     `json:"in_flight"`
+	Progress     float64 `json:"progress"`
+	CtxSize      int     `json:"ctx_size"`                // tokens per slot
+	ChatTemplate string  `json:"chat_template,omitempty"` // the chat template in use, once loaded
+	WorkerID     string  `json:"worker_id,omitempty"`
+	Model        string  `json:"model,omitempty"`
+}
+
+// ModelList is the body of GET /v1/models, in OpenAI's list shape.
+type ModelList struct {
+	Object string  `json:"object"` // "list"
+	Data   []Model `json:"data"`
+}
+
+// Model is the one model a worker serves. ID, Object, Created and OwnedBy
+// are OpenAI's fields; the rest are rbee's.
+type Model struct {
+	ID            string `json:"id"`
+	Object        string `json:"object"` // "model"
+	Created       int64  `json:"created"`
+	OwnedBy       string `json:"owned_by"`
+	ContextLength int    `json:"context_length"`                   // tokens per request (one slot)
+	TrainedCtx    int    `json:"trained_context_length,omitempty"` // what the model was trained with
+	SHA256        string `json:"sha256,omitempty"`                 // of the GGUF file; empty while it is hashed
+	FileBytes     int64  `json:"file_bytes,omitempty"`
+	ChatTemplate  string `json:"chat_template,omitempty"`
+	Embeddings    bool   `json:"embeddings"` // POST /v1/embeddings is served
 }
 
 // InferenceRequest is the body of POST /v1/inference. Pointer fields are
@@ -60,14 +93,15 @@ type Ready struct {
 type InferenceRequest struct {
 	Prompt        string   `json:"prompt"`
 	MaxTokens     *int     `json:"max_tokens,omitempty"`     // 1 .. ctx_size
-	Temperature   *float64 `json:"temperature,omitempty"`    // 0 .. 2; 0 = greedy
+	Temperature   *float64 `json:"temperature,omitempty"`    // 0 .. 2; 0 (or below 1e-5) = greedy
 	TopP          *float64 `json:"top_p,omitempty"`          // 0 .. 1
 	TopK          *int     `json:"top_k,omitempty"`          // 0 .. vocabulary size; 0 = off
 	MinP          *float64 `json:"min_p,omitempty"`          // 0 .. 1
-	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"` // > 0 .. 10; 1 = off
+	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"` // 0.001 .. 10; 1 = off
 	Seed          *int64   `json:"seed,omitempty"`           // 0 .. 4294967294
 	Stop          []string `json:"stop,omitempty"`           // up to 4 strings
 	IgnoreEOS     bool     `json:"ignore_eos,omitempty"`     // generate max_tokens even past end-of-text tokens
+	CachePrompt   *bool    `json:"cache_prompt,omitempty"`   // false: evaluate the whole prompt, reusing no cached prefix
 	JobID         string   `json:"job_id,omitempty"`         // [A-Za-z0-9._-], at most 64; generated when empty
 }
 
@@ -85,6 +119,7 @@ type Event struct {
 	DecodeTimeMS    int64   `json:"decode_time_ms,omitempty"` // end
 	PromptTokens    int     `json:"prompt_tokens,omitempty"`  // end
 	PromptTimeMS    int64   `json:"prompt_time_ms,omitempty"` // end
+	CachedTokens    int     `json:"cached_tokens,omitempty"`  // end: prompt tokens reused from the slot's cache
 	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
 	StopReason      string  `json:"stop_reason,omitempty"` // end
 
