@@ -37,8 +37,14 @@ func tinyModel(t *testing.T) string {
 	return tinyPath
 }
 
+// load loads the tiny model. Tests run on one thread unless they say
+// otherwise: on a busy machine llama.cpp's threads wait for each other at
+// every graph node, and a test that takes a second alone takes minutes.
 func load(t *testing.T, opts Options) *Engine {
 	t.Helper()
+	if opts.Threads == 0 {
+		opts.Threads = 1
+	}
 	e, err := Load(context.Background(), tinyModel(t), opts)
 	if err != nil {
 		t.Fatal(err)

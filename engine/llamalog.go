@@ -85,25 +85,41 @@ func captureErrors(f func()) []string {
 }
 
 // logCause turns captured error lines into the reason for a failure:
-// llama.cpp's "error loading model: X" is X; otherwise the distinct error
-// lines, without the function names that prefix them, joined by "; ".
+// llama.cpp's "error loading model: X" is X, unless X only says that loading
+// failed; then the other error lines, without the function names that
+// prefix them, joined by "; ".
 func logCause(lines []string) string {
 	const marker = "error loading model: "
-	var out []string
+	var main string
+	var details []string
 	seen := map[string]bool{}
 	for _, l := range lines {
 		l = strings.TrimSpace(l)
 		if i := strings.Index(l, marker); i >= 0 {
-			return strings.TrimSpace(l[i+len(marker):])
+			main = strings.TrimSpace(l[i+len(marker):])
+			continue
 		}
 		if i := strings.Index(l, ": "); i > 0 && !strings.ContainsAny(l[:i], " '\"") {
 			l = l[i+2:] // "llama_model_load: ..." → "..."
 		}
-		if l == "" || strings.HasPrefix(l, "failed to load model") || seen[l] {
+		if l == "" || generic(l) || seen[l] {
 			continue
 		}
 		seen[l] = true
-		out = append(out, l)
+		details = append(details, l)
 	}
-	return strings.Join(out, "; ")
+	if main != "" && (!generic(main) || len(details) == 0) {
+		return main
+	}
+	return strings.Join(details, "; ")
+}
+
+// generic reports a log line that says only that loading failed.
+func generic(l string) bool {
+	for _, p := range []string{"failed to load model", "llama_model_loader: failed to load model", "unable to load model"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -84,9 +84,9 @@ type Stream struct {
 	reuse      int   // prompt tokens already in the slot's KV cells
 	kv         []int // the tokens in the slot's KV cells, in order
 	fed        int   // prompt tokens in the KV cache
-	pos        int  // next position
-	generating bool // prompt fully fed
-	sampleNow  bool // has logits in the current batch
+	pos        int   // next position
+	generating bool  // prompt fully fed
+	sampleNow  bool  // has logits in the current batch
 	iBatch     int
 	last       int
 	pending    string // text held back (incomplete UTF-8 or possible stop string)
@@ -162,7 +162,7 @@ func (e *Engine) admitStream(s *Stream) error {
 	s.slot, s.reuse = e.free[i], reuse
 	e.free = append(e.free[:i], e.free[i+1:]...)
 	e.cached[s.slot] = nil // the stream owns the slot's cells now
-	e.admit <- s // never blocks: capacity is the slot count
+	e.admit <- s           // never blocks: capacity is the slot count
 	return nil
 }
 
