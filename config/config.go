@@ -51,6 +51,11 @@ type Config struct {
 	Nodes  []*Node  `json:"nodes"`
 	Models []*Model `json:"models"`
 	Pools  []*Pool  `json:"pools"`
+	// Gateway, Watch and State configure how rbee runs, not what runs, so
+	// they are not part of Hash: changing them never makes a plan stale.
+	Gateway *Gateway      `json:"-"` // nil without a gateway block
+	Watch   Watch         `json:"-"`
+	State   *StateBackend `json:"-"` // nil without a state block: the Pebble store beside the file
 
 	nodes  map[string]*Node
 	models map[string]*Model
@@ -72,6 +77,9 @@ type Node struct {
 	InsecureIgnoreHostKey bool              `json:"insecure_ignore_host_key,omitempty"`
 	Binary                string            `json:"binary,omitempty"`       // hive binary to copy; empty = this rbee executable
 	InstallMode           string            `json:"install_mode,omitempty"` // setsid | systemd (SSH nodes)
+	// FileRoots are the absolute folders on the node that file:// model
+	// sources may name; the hive refuses any other file. Empty: no limit.
+	FileRoots []string `json:"file_roots,omitempty"`
 
 	DeclRange hcl.Range            `json:"-"`
 	ranges    map[string]hcl.Range // attribute name → expression range

@@ -285,12 +285,12 @@ func TestCheckSource(t *testing.T) {
 }
 
 func TestCheckName(t *testing.T) {
-	for _, s := range []string{"a", "gpu-1", "x0", strings.Repeat("a", 64)} {
+	for _, s := range []string{"a", "gpu-1", "x0", strings.Repeat("a", 63)} {
 		if CheckName(s) != nil {
 			t.Errorf("%q rejected", s)
 		}
 	}
-	for _, s := range []string{"", "-a", "a-", "A", "a_b", "a.b", strings.Repeat("a", 65), "a b"} {
+	for _, s := range []string{"", "-a", "a-", "A", "a_b", "a.b", strings.Repeat("a", 64), "a b"} {
 		if CheckName(s) == nil {
 			t.Errorf("%q accepted", s)
 		}

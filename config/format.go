@@ -12,13 +12,22 @@ import (
 // Format returns src in canonical HCL style (the layout terraform fmt
 // produces: two-space indent, aligned equals signs). Source with syntax errors
 // is not touched: the diagnostics say where the errors are.
+// Input that the loader refuses before parsing (too large, too deeply
+// nested, not UTF-8 text) is not touched either; lone CR line endings come
+// back as LF.
 func Format(filename string, src []byte) ([]byte, Diagnostics) {
-	_, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
-	out := Diagnostics{Diags: diags, Sources: map[string][]byte{filename: src}}
+	budget := MaxConfigBytes
+	text, diags := prepareSource(filename, src, &budget)
+	if diags.HasErrors() {
+		return src, Diagnostics{Diags: diags, Sources: map[string][]byte{filename: src}}
+	}
+	_, pdiags := hclsyntax.ParseConfig(text, filename, hcl.InitialPos)
+	diags = append(diags, pdiags...)
+	out := Diagnostics{Diags: diags, Sources: map[string][]byte{filename: text}}
 	if diags.HasErrors() {
 		return src, out
 	}
-	return hclwrite.Format(src), out
+	return hclwrite.Format(text), out
 }
 
 // UnifiedDiff returns a unified diff (3 lines of context) from a to b, or ""

@@ -42,6 +42,9 @@ var topSchema = &hcl.BodySchema{
 		{Type: "node", LabelNames: []string{"name"}},
 		{Type: "model", LabelNames: []string{"name"}},
 		{Type: "pool", LabelNames: []string{"name"}},
+		{Type: "gateway"},
+		{Type: "watch"},
+		{Type: "state", LabelNames: []string{"type"}},
 	},
 }
 
@@ -50,7 +53,7 @@ var variableSchema = &hcl.BodySchema{
 }
 
 var nodeSchema = schema("connection", "host", "port", "user", "identity", "install_dir", "hive_port", "env",
-	"insecure_ignore_host_key", "binary", "install_mode", "known_hosts")
+	"insecure_ignore_host_key", "binary", "install_mode", "known_hosts", "file_roots")
 var modelSchema = schema("source", "file", "revision", "sha256", "keep")
 var poolSchema = schema("model", "nodes", "replicas", "backend", "device", "ctx_size", "slots", "threads",
 	"port", "idle_timeout", "load_timeout")
@@ -96,12 +99,13 @@ func Load(path string, opts LoadOptions) (*Config, Diagnostics) {
 		return nil, Diagnostics{Diags: hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}}}
 	}
 	srcs := map[string][]byte{}
+	budget := MaxConfigBytes
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, Diagnostics{Diags: hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}}}
+		b, diag := readSource(f, budget)
+		if diag != nil {
+			return nil, Diagnostics{Diags: hcl.Diagnostics{diag}}
 		}
-		srcs[f] = b
+		srcs[f], budget = b, budget-len(b)
 	}
 	if opts.StateDir == "" {
 		base := path
@@ -120,7 +124,7 @@ func Load(path string, opts LoadOptions) (*Config, Diagnostics) {
 // Parse decodes and validates configuration sources (file name → content).
 // It never panics on malformed input. The Config is nil when there are errors.
 func Parse(srcs map[string][]byte, opts LoadOptions) (*Config, Diagnostics) {
-	d := &decoder{srcs: srcs, opts: opts, env: envMap(opts.Environ)}
+	d := &decoder{srcs: srcs, opts: opts, env: envMap(opts.Environ), budget: MaxConfigBytes}
 	cfg := d.decode()
 	out := Diagnostics{Diags: d.diags, Sources: srcs}
 	if out.HasErrors() {
@@ -149,6 +153,7 @@ type decoder struct {
 	diags  hcl.Diagnostics
 	vars   map[string]*variable
 	locals map[string]*local
+	budget int // bytes of source still allowed (MaxConfigBytes in all)
 }
 
 type variable struct {
@@ -167,7 +172,14 @@ func (d *decoder) decode() *Config {
 	cfg := &Config{Files: names}
 	var blocks []*hcl.Block
 	for _, name := range names {
-		f, diags := hclsyntax.ParseConfig(d.srcs[name], name, hcl.InitialPos)
+		src, diags := prepareSource(name, d.srcs[name], &d.budget)
+		d.diags = append(d.diags, diags...)
+		if diags.HasErrors() {
+			delete(d.srcs, name)
+			continue
+		}
+		d.srcs[name] = src
+		f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 		d.diags = append(d.diags, diags...)
 		if f == nil || f.Body == nil {
 			continue
@@ -196,6 +208,8 @@ func (d *decoder) decode() *Config {
 			cfg.Models = append(cfg.Models, d.decodeModel(ctx, b))
 		case "pool":
 			cfg.Pools = append(cfg.Pools, d.decodePool(ctx, b))
+		default:
+			d.decodeSetting(ctx, cfg, b)
 		}
 	}
 	cfg.index()
@@ -316,10 +330,17 @@ func (d *decoder) setFromString(v *variable, raw, origin string) {
 }
 
 func (d *decoder) applyVarFile(path string) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read variable file",
-			Detail: fmt.Sprintf("-var-file %s: %v", path, err)})
+	src, diag := readSource(path, d.budget)
+	if diag != nil {
+		if diag.Summary == "Cannot read configuration" {
+			diag.Summary, diag.Detail = "Cannot read variable file", "-var-file "+diag.Detail
+		}
+		d.diags = append(d.diags, diag)
+		return
+	}
+	src, diags := prepareSource(path, src, &d.budget)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
 		return
 	}
 	d.srcs[path] = src
@@ -579,6 +600,9 @@ func (d *decoder) decodeNode(ctx *hcl.EvalContext, b *hcl.Block) *Node {
 	a.str("install_dir", &n.InstallDir)
 	a.integer("hive_port", &n.HivePort)
 	a.strMap("env", &n.Env)
+	a.keyRanges("env")
+	a.strList("file_roots", &n.FileRoots)
+	a.elemRanges("file_roots")
 	a.boolean("insecure_ignore_host_key", &n.InsecureIgnoreHostKey)
 	a.str("binary", &n.Binary)
 	a.str("install_mode", &n.InstallMode)

@@ -41,49 +41,78 @@ func (d *decoder) declareLocals(blocks []*hcl.Block) {
 
 // resolveLocals evaluates the locals in dependency order, so one may use
 // another whatever the order they are written in. A reference to a missing
-// local and a cycle are errors at the expression.
+// local and a cycle are errors at the expression. It takes time linear in
+// the size of the locals: each is evaluated once, against a context that
+// holds only the locals it uses.
 func (d *decoder) resolveLocals() {
-	pending := sortedKeys(d.locals)
-	for len(pending) > 0 {
-		var next []string
-		for _, name := range pending {
-			l := d.locals[name]
-			if !d.localsReady(l.attr) {
-				next = append(next, name)
-				continue
+	deps := map[string][]string{}       // local → the defined locals it uses
+	dependents := map[string][]string{} // local → the locals that use it
+	waiting := map[string]int{}         // local → how many of its deps are not evaluated yet
+	for _, name := range sortedKeys(d.locals) {
+		seen := map[string]bool{}
+		for _, tr := range d.locals[name].attr.Expr.Variables() {
+			if dep, ok := traversalName(tr, "local"); ok && !seen[dep] && d.locals[dep] != nil {
+				seen[dep] = true
+				deps[name] = append(deps[name], dep)
+				dependents[dep] = append(dependents[dep], name)
 			}
-			a := &attrs{d: d, ctx: d.evalContext(), attrs: hcl.Attributes{name: l.attr}, bad: map[string]bool{}}
-			if v, ok := a.value(name, cty.DynamicPseudoType); ok {
-				l.value = v
-			} else {
-				l.value = cty.NullVal(cty.DynamicPseudoType)
-			}
-			l.done = true
 		}
-		if len(next) == len(pending) { // no progress: the rest wait on each other
-			for _, name := range next {
-				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cycle in local values",
-					Detail:  fmt.Sprintf("local.%s depends on itself through %s; break the cycle.", name, strings.Join(prefixed("local.", next), ", ")),
-					Subject: d.locals[name].attr.Expr.Range().Ptr()})
-				d.locals[name].value = cty.NullVal(cty.DynamicPseudoType)
-			}
-			return
+		waiting[name] = len(deps[name])
+	}
+	base := d.evalContext()
+	var ready []string
+	for _, name := range sortedKeys(d.locals) {
+		if waiting[name] == 0 {
+			ready = append(ready, name)
 		}
-		pending = next
+	}
+	for len(ready) > 0 {
+		name := ready[0]
+		ready = ready[1:]
+		d.evalLocal(base, name, deps[name])
+		for _, u := range dependents[name] {
+			if waiting[u]--; waiting[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	var cycle []string
+	for _, name := range sortedKeys(d.locals) {
+		if !d.locals[name].done {
+			cycle = append(cycle, name)
+		}
+	}
+	for _, name := range cycle {
+		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cycle in local values",
+			Detail:  fmt.Sprintf("local.%s depends on itself through %s; break the cycle.", name, namesList(prefixed("local.", cycle))),
+			Subject: d.locals[name].attr.Expr.Range().Ptr()})
+		d.locals[name].value = cty.NullVal(cty.DynamicPseudoType)
 	}
 }
 
-// localsReady reports whether every local that at uses has been evaluated
-// (a missing one counts as ready: evaluating reports it).
-func (d *decoder) localsReady(at *hcl.Attribute) bool {
-	for _, tr := range at.Expr.Variables() {
-		if name, ok := traversalName(tr, "local"); ok {
-			if l, defined := d.locals[name]; defined && !l.done {
-				return false
-			}
-		}
+// evalLocal evaluates local name, whose locals deps are all evaluated.
+func (d *decoder) evalLocal(base *hcl.EvalContext, name string, deps []string) {
+	l := d.locals[name]
+	vals := make(map[string]cty.Value, len(deps))
+	for _, dep := range deps {
+		vals[dep] = d.locals[dep].value
 	}
-	return true
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": base.Variables["var"], "local": cty.ObjectVal(vals)}, Functions: base.Functions}
+	a := &attrs{d: d, ctx: ctx, attrs: hcl.Attributes{name: l.attr}, bad: map[string]bool{}}
+	if v, ok := a.value(name, cty.DynamicPseudoType); ok {
+		l.value = v
+	} else {
+		l.value = cty.NullVal(cty.DynamicPseudoType)
+	}
+	l.done = true
+}
+
+// namesList joins names, at most 10 of them.
+func namesList(names []string) string {
+	if len(names) > 10 {
+		return strings.Join(names[:10], ", ") + fmt.Sprintf(" and %d more", len(names)-10)
+	}
+	return strings.Join(names, ", ")
 }
 
 // traversalName returns NAME of a root.NAME reference.

@@ -17,9 +17,10 @@ import (
 	"github.com/rbee-dev/rbee/api"
 )
 
-// MaxNameLen is the longest node, model or pool name (the hive's limit for
-// the model names and worker ids made from them).
-const MaxNameLen = hiveapi.MaxNameLen
+// MaxNameLen is the longest node, model or pool name: a DNS label, so that a
+// name can become a host name or a label anywhere (the hive itself allows
+// hiveapi.MaxNameLen for the model names and worker ids made from them).
+const MaxNameLen = min(63, hiveapi.MaxNameLen)
 
 // Limits of pool attributes. They are the limits every hive enforces on
 // PUT /v1/workers, so a file that validates is never refused there.
@@ -32,7 +33,6 @@ const (
 
 var (
 	nameRe     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	hostRe     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	userRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	hfRepoRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -48,7 +48,7 @@ var (
 // MaxNameLen characters (DNS-label safe).
 func CheckName(s string) error {
 	if len(s) == 0 || len(s) > MaxNameLen || !nameRe.MatchString(s) {
-		return fmt.Errorf("%q is not a valid name: use 1-%d lowercase letters, digits and dashes, starting and ending with a letter or digit (DNS-safe)", s, MaxNameLen)
+		return fmt.Errorf("%s is not a valid name: use 1-%d lowercase letters, digits and dashes, starting and ending with a letter or digit (DNS-safe)", clip(s), MaxNameLen)
 	}
 	return nil
 }
@@ -58,6 +58,9 @@ func CheckName(s string) error {
 // a loopback address) or synth:name.
 func CheckSource(s string) error {
 	const allowed = `allowed forms: "hf:org/repo" (with file = "x.gguf"), "file:///absolute/path.gguf", "https://host/path.gguf", "synth:name"`
+	if len(s) > MaxSourceLen {
+		return fmt.Errorf("source %s is %d characters long; allowed: at most %d", clip(s), len(s), MaxSourceLen)
+	}
 	if hasControl(s) {
 		return fmt.Errorf("source contains control characters; %s", allowed)
 	}
@@ -140,6 +143,7 @@ func validate(cfg *Config) hcl.Diagnostics {
 	}
 	v.ports()
 	v.unusedModels()
+	v.settings()
 	return v.diags
 }
 
@@ -170,6 +174,7 @@ func (v *validator) names() {
 
 func (v *validator) node(n *Node) {
 	r := n.Range
+	v.pathLimits(n)
 	switch n.Connection {
 	case ConnectionLocal:
 		if n.Host != "" {
@@ -185,15 +190,13 @@ func (v *validator) node(n *Node) {
 			if !n.bad["host"] {
 				v.errorf(r("connection"), "Missing host", "node %q connects over SSH and needs host = \"<address>\" (an IP or DNS name).", n.Name)
 			}
-		} else if !hostRe.MatchString(n.Host) && net.ParseIP(n.Host) == nil {
-			v.errorf(r("host"), "Invalid host", "host %q of node %q is not an IP address or DNS name.", n.Host, n.Name)
+		} else {
+			v.host(n)
 		}
 		if !n.bad["port"] && (n.Port < 1 || n.Port > 65535) {
 			v.errorf(r("port"), "Invalid port", "port (SSH) of node %q is %d; allowed: 1-65535 (default 22).", n.Name, n.Port)
 		}
-		if n.User != "" && !userRe.MatchString(n.User) {
-			v.errorf(r("user"), "Invalid user", "user %q of node %q is not a valid login name: letters, digits, _ . - starting with a letter or _.", n.User, n.Name)
-		}
+		v.user(n)
 		if n.Identity != "" && !n.bad["identity"] {
 			if fi, err := os.Stat(n.Identity); err != nil {
 				v.errorf(r("identity"), "Identity file not found", "identity %q of node %q cannot be read (%v); create it with ssh-keygen, fix the path, or remove identity to use ssh-agent.", n.Identity, n.Name, errReason(err))
@@ -238,14 +241,8 @@ func (v *validator) node(n *Node) {
 			v.errorf(r("binary"), "Hive binary is not a file", "binary %q of node %q is not a regular file.", n.Binary, n.Name)
 		}
 	}
-	for _, k := range sortedKeys(n.Env) {
-		if !envKeyRe.MatchString(k) {
-			v.errorf(r("env"), "Invalid environment variable name", "env key %q of node %q is not a valid name: letters, digits and _, not starting with a digit.", k, n.Name)
-		}
-		if strings.ContainsAny(n.Env[k], "\x00\n\r") || hasControl(strings.ReplaceAll(n.Env[k], "\t", "")) {
-			v.errorf(r("env"), "Invalid environment value", "env %s of node %q contains control characters (newline, NUL, ...), which are not allowed.", k, n.Name)
-		}
-	}
+	v.env(n)
+	v.fileRoots(n)
 }
 
 func errReason(err error) string {
@@ -264,6 +261,8 @@ func checkAbsPath(p string) error {
 	switch {
 	case p == "":
 		return fmt.Errorf("empty path")
+	case len(p) > MaxPathLen:
+		return fmt.Errorf("%s is %d bytes long; a path has at most %d (PATH_MAX)", clip(p), len(p), MaxPathLen)
 	case !filepath.IsAbs(p):
 		return fmt.Errorf("%q is not absolute; use a full path such as /opt/rbee", p)
 	case filepath.Clean(p) != p || strings.Contains(p, ".."):
@@ -276,6 +275,9 @@ func checkAbsPath(p string) error {
 
 func (v *validator) model(m *Model) {
 	r := m.Range
+	if v.modelLimits(m) {
+		return
+	}
 	if m.Source == "" {
 		if !m.bad["source"] {
 			v.errorf(m.DeclRange, "Missing source", "model %q needs source = \"...\": \"hf:org/repo\" (with file), \"file:///absolute/path.gguf\", \"https://host/path.gguf\" or \"synth:name\".", m.Name)
