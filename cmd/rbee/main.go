@@ -57,6 +57,7 @@ or generated) and worker pools in rbee.hcl, then:
 	root.AddCommand(watchCommands()...)  // watch.go: the daemon
 	root.AddCommand(newGatewayCmd())     // gateway.go: the fleet's OpenAI endpoint
 	root.AddCommand(newStatusCmd())      // status.go: the live fleet
+	root.AddCommand(newLogsCmd())        // logs.go: hive and worker logs
 	return root
 }
 
