@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,10 @@ import (
 const (
 	DefaultHealthInterval = 30 * time.Second
 	DefaultStopGrace      = 5 * time.Second
+	// ShutdownDrainMax bounds the drain of each worker when the hive itself
+	// stops, so that drain, grace and kill fit in the 30 s a service manager
+	// gives a stopping hive.
+	ShutdownDrainMax = 20 * time.Second
 )
 
 // Config configures a Hive.
@@ -46,6 +51,7 @@ type Config struct {
 	Version         string
 	Executable      string   // the rbee binary to spawn workers with; "": os.Executable
 	Env             []string // workers' environment; nil: the hive's own
+	FileRoots       []string // the only folders file:// models may come from; empty: anywhere
 	Log             *slog.Logger
 }
 
@@ -61,6 +67,7 @@ type Hive struct {
 	startedAt time.Time
 	ports     *portPool
 	restart   backoff.Policy // delay before restarting a crashed worker
+	metrics   *metrics
 
 	bindHost      string // what workers bind (--host)
 	pollHost      string // how the hive reaches workers and itself
@@ -115,7 +122,8 @@ func New(cfg Config) (*Hive, error) {
 		return nil, fmt.Errorf("create the data dir %s: %w", abs, err)
 	}
 	h := &Hive{cfg: cfg, log: cfg.Log, env: cfg.Env, startedAt: time.Now().UTC().Truncate(time.Second), apiPort: port,
-		workers: map[string]*supervised{}, logRing: map[string]*logRing{}, probe: Probe{DataDir: abs}, restart: restartPolicy}
+		workers: map[string]*supervised{}, logRing: map[string]*logRing{}, probe: Probe{DataDir: abs}, restart: restartPolicy,
+		metrics: newMetrics()}
 	h.exe = cfg.Executable
 	if h.exe == "" {
 		if h.exe, err = os.Executable(); err != nil {
@@ -143,14 +151,22 @@ func New(cfg Config) (*Hive, error) {
 		HFEndpoint: lookupEnv(cfg.Env, "HF_ENDPOINT"),
 		HFToken:    lookupEnv(cfg.Env, "HF_TOKEN"),
 		Log:        h.log,
+		FileRoots:  cfg.FileRoots,
 	})
 	if err != nil {
 		return nil, err
 	}
+	h.metrics.register(h)
 	intents, err := loadIntentions(abs)
 	if err != nil {
 		return nil, err
 	}
+	h.restore(intents)
+	return h, nil
+}
+
+// restore adopts the workers an earlier run was meant to run (started by Start).
+func (h *Hive) restore(intents []intention) {
 	for _, in := range intents {
 		cfg := in.Config.Normalized()
 		if validateWorker(in.ID, cfg) != nil {
@@ -160,7 +176,6 @@ func New(cfg Config) (*Hive, error) {
 		h.workers[in.ID] = newSupervised(h, in.ID, cfg, h.logsFor(in.ID))
 		h.ports.fix(in.ID, cfg.Port)
 	}
-	return h, nil
 }
 
 // lookupEnv returns the last value of key in an environment list.
@@ -214,7 +229,7 @@ func (h *Hive) Shutdown() {
 	var wg sync.WaitGroup
 	for _, w := range ws {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.stopAndWait() }()
+		go func() { defer wg.Done(); w.stopWithin(min(w.drainTimeout(), ShutdownDrainMax)) }()
 	}
 	wg.Wait()
 	h.store.Close()
@@ -260,6 +275,28 @@ func Run(ctx context.Context, cfg Config) error {
 	h.Shutdown()
 	h.log.Info("hive stopped")
 	return nil
+}
+
+// DeleteModel removes a model from the catalog (and its file, if the hive
+// made it). A model that a worker the hive is meant to run uses is refused
+// with 409 MODEL_IN_USE naming the workers: delete them first.
+func (h *Hive) DeleteModel(name string) error {
+	h.opMu.Lock()
+	defer h.opMu.Unlock()
+	var users []string
+	h.mu.Lock()
+	for id, wk := range h.workers {
+		if wk.cfg.Model == name {
+			users = append(users, id)
+		}
+	}
+	h.mu.Unlock()
+	if len(users) > 0 {
+		slices.Sort(users)
+		return api.Errorf(http.StatusConflict, "MODEL_IN_USE", "model %q is used by workers %s; delete them first", name, strings.Join(users, ", ")).
+			WithDetails(map[string]any{"workers": users})
+	}
+	return h.store.Delete(name)
 }
 
 // State is the live state of the node.

@@ -19,7 +19,7 @@ import (
 
 // newTestHive starts a hive whose "rbee" is a shell script, so that the
 // supervisor's process handling can be tested without llama.cpp.
-func newTestHive(t *testing.T, script string) (*Hive, *hiveapi.Client) {
+func newTestHive(t testing.TB, script string) (*Hive, *hiveapi.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "fake-rbee")
@@ -128,40 +128,86 @@ func TestShutdownKillsStubbornWorkers(t *testing.T) {
 }
 
 // A worker that dies at once is restarted with backoff and marked failed
-// after a crash loop; intentions persist across a new Hive on the same dir.
+// after a crash loop, unless it exits with workerapi.ExitLoadFailed: then it
+// is failed at once. last_error keeps the line that says why, not the last
+// one. Intentions persist across a new Hive on the same dir.
 func TestCrashLoopAndIntentions(t *testing.T) {
-	h, c := newTestHive(t, "echo dying; exit 3")
-	ctx := context.Background()
-	if _, err := c.PutModel(ctx, "tiny", hiveapi.ModelSpec{Source: "synth:tiny"}, nil); err != nil {
-		t.Fatal(err)
+	dump := "echo 'loading model'; echo 'error: tensor blk.0 has a bad shape'; echo 'r0 = 0x0'; echo 'r1 = 0x1'"
+	tests := []struct {
+		name     string
+		script   string
+		restarts int
+		lastErr  []string
+	}{
+		{"crash loop", dump + "; exit 1", crashLoopCount - 1, []string{"crash loop", "exited with status 1", "error: tensor blk.0 has a bad shape"}},
+		{"load failed", dump + "; exit 3", 0, []string{"model load failed", "exited with status 3", "error: tensor blk.0 has a bad shape"}},
 	}
-	_, err := c.PutWorker(ctx, "w", hiveapi.WorkerConfig{Model: "tiny", CtxSize: 512, Slots: 1}, true)
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != "WORKER_START_FAILED" || !strings.Contains(ae.Message, "exited with status 3") {
-		t.Fatalf("PutWorker = %v, want WORKER_START_FAILED", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, c := newTestHive(t, tt.script)
+			ctx := context.Background()
+			if _, err := c.PutModel(ctx, "tiny", hiveapi.ModelSpec{Source: "synth:tiny"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.PutWorker(ctx, "w", hiveapi.WorkerConfig{Model: "tiny", CtxSize: 512, Slots: 1}, true)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != "WORKER_START_FAILED" {
+				t.Fatalf("PutWorker = %v, want WORKER_START_FAILED", err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			var ws []hiveapi.WorkerStatus
+			for time.Now().Before(deadline) {
+				ws, err = c.Workers(ctx)
+				if err == nil && len(ws) == 1 && ws[0].State == hiveapi.StateFailed {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if len(ws) != 1 || ws[0].State != hiveapi.StateFailed || ws[0].Restarts != tt.restarts {
+				t.Fatalf("workers %+v", ws)
+			}
+			for _, want := range tt.lastErr {
+				if !strings.Contains(ws[0].LastError, want) {
+					t.Errorf("last_error %q does not contain %q", ws[0].LastError, want)
+				}
+			}
+			if strings.Contains(ws[0].LastError, "r1 = 0x1") {
+				t.Errorf("last_error shows the register dump: %q", ws[0].LastError)
+			}
+			lines, err := c.WorkerLogs(ctx, "w", 3)
+			if err != nil || len(lines) == 0 {
+				t.Fatalf("logs %q %v", lines, err)
+			}
+			h2, err := New(h.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h2.Shutdown()
+			if len(h2.workers) != 1 || h2.workers["w"].cfg.Model != "tiny" {
+				t.Errorf("intentions not restored: %+v", h2.workers)
+			}
+		})
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	var ws []hiveapi.WorkerStatus
-	for time.Now().Before(deadline) {
-		ws, err = c.Workers(ctx)
-		if err == nil && len(ws) == 1 && ws[0].State == hiveapi.StateFailed {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+}
+
+func TestWhyLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"assertion before a dump", []string{"load", "GGML_ASSERT(n > 0) failed", "rax 0x1", "rbx 0x2"}, "GGML_ASSERT(n > 0) failed"},
+		{"panic", []string{"goroutine 1", "panic: boom", "main.go:3"}, "panic: boom"},
+		{"no keyword: last line", []string{"a", "b"}, "b"},
+		{"hive notes skipped", []string{"worker said error: x", "[hive] killed by signal"}, "worker said error: x"},
+		{"earlier runs ignored", []string{"error: old", "[hive] starting: rbee worker", "fine"}, "fine"},
+		{"nothing", nil, ""},
 	}
-	if len(ws) != 1 || ws[0].State != hiveapi.StateFailed || ws[0].Restarts != crashLoopCount-1 || !strings.Contains(ws[0].LastError, "crash loop") {
-		t.Fatalf("workers %+v", ws)
-	}
-	lines, err := c.WorkerLogs(ctx, "w", 3)
-	if err != nil || len(lines) == 0 {
-		t.Fatalf("logs %q %v", lines, err)
-	}
-	h2, err := New(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Shutdown()
-	if len(h2.workers) != 1 || h2.workers["w"].cfg.Model != "tiny" {
-		t.Errorf("intentions not restored: %+v", h2.workers)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := whyLine(tt.lines); got != tt.want {
+				t.Errorf("whyLine = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

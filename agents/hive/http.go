@@ -2,10 +2,9 @@ package hive
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +42,7 @@ func (h *Hive) Handler() http.Handler {
 	route("/v1/workers", map[string]http.HandlerFunc{http.MethodGet: h.listWorkers})
 	route("/v1/workers/{id}", map[string]http.HandlerFunc{http.MethodGet: h.getWorker, http.MethodPut: h.putWorker, http.MethodDelete: h.deleteWorker})
 	route("/v1/workers/{id}/logs", map[string]http.HandlerFunc{http.MethodGet: h.workerLogs})
+	route("/metrics", map[string]http.HandlerFunc{http.MethodGet: h.metrics.handler().ServeHTTP})
 	route("/v1/workers/{id}/ready", map[string]http.HandlerFunc{http.MethodPost: h.workerReady})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "NOT_FOUND", "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -129,18 +129,8 @@ func (h *Hive) putModel(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, m)
 		return
 	}
-	flusher, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(ev hiveapi.Event) {
-		b, _ := json.Marshal(ev)
-		fmt.Fprintf(w, "data: %s\n\n", b)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
+	sse := api.NewSSEWriter(w)
+	send := func(ev hiveapi.Event) { sse.JSON(ev) }
 	progress := make(chan hiveapi.Progress, 1)
 	type result struct {
 		m   hiveapi.Model
@@ -179,10 +169,10 @@ func (h *Hive) putModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func asAPIError(err error) *api.Error {
-	if e, ok := err.(*api.Error); ok {
+	if e, ok := errors.AsType[*api.Error](err); ok {
 		return e
 	}
-	if err == context.Canceled || err == context.DeadlineExceeded {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return api.Errorf(499, "CANCELLED", "%v", err)
 	}
 	return api.Errorf(http.StatusInternalServerError, "INTERNAL", "%v", err)
@@ -194,23 +184,7 @@ func (h *Hive) deleteModel(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
-	h.opMu.Lock()
-	defer h.opMu.Unlock()
-	var users []string
-	h.mu.Lock()
-	for id, wk := range h.workers {
-		if wk.cfg.Model == name {
-			users = append(users, id)
-		}
-	}
-	h.mu.Unlock()
-	if len(users) > 0 {
-		slices.Sort(users)
-		api.WriteError(w, api.Errorf(http.StatusConflict, "MODEL_IN_USE", "model %q is used by workers %s; delete them first", name, strings.Join(users, ", ")).
-			WithDetails(map[string]any{"workers": users}))
-		return
-	}
-	if err := h.store.Delete(name); err != nil {
+	if err := h.DeleteModel(name); err != nil {
 		api.WriteError(w, err)
 		return
 	}
@@ -311,6 +285,9 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 		return nil, 0, err
 	}
 	if err := preflight(cfg, m, h.probe.Resources(ctx)); err != nil {
+		if e, ok := errors.AsType[*api.Error](err); ok {
+			h.metrics.preflights.WithLabelValues(e.Code).Inc()
+		}
 		return nil, 0, err
 	}
 	if old != nil {

@@ -55,9 +55,12 @@ func (r *logRing) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// hiveNotePrefix starts the lines the hive itself adds to a worker's log.
+const hiveNotePrefix = "[hive] "
+
 // Note adds a line written by the hive itself (spawns, exits).
 func (r *logRing) Note(line string) {
-	_, _ = r.Write([]byte("[hive] " + line + "\n"))
+	_, _ = r.Write([]byte(hiveNotePrefix + line + "\n"))
 }
 
 func (r *logRing) add(line string) {

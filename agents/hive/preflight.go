@@ -66,6 +66,12 @@ func EstimateMemory(modelSize int64, kv KVShape, ctx, slots int) Requirement {
 // backend and device exist, the CPU runs this binary, and memory suffices.
 // It never substitutes another backend.
 func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources) error {
+	if !slices.Contains(builtBackends, cfg.Backend) {
+		return api.Errorf(http.StatusBadRequest, "BACKEND_UNAVAILABLE",
+			"backend %q is not available on this node: this rbee binary carries no %s backend (available: %s), and rbee never runs a %s pool on the CPU instead; set the pool's backend to \"cpu\"",
+			cfg.Backend, cfg.Backend, strings.Join(res.Backends, ", "), cfg.Backend).
+			WithDetails(map[string]any{"backend": cfg.Backend, "available": res.Backends, "built": builtBackends})
+	}
 	if !slices.Contains(res.Backends, cfg.Backend) {
 		return api.Errorf(http.StatusBadRequest, "BACKEND_UNAVAILABLE",
 			"backend %q is not available on this node; available: %s (rbee never falls back to another backend: change the pool's backend or its nodes)",
@@ -157,7 +163,7 @@ func validateWorker(id string, c hiveapi.WorkerConfig) error {
 	if !slices.Contains([]string{hiveapi.BackendCPU, hiveapi.BackendCUDA, hiveapi.BackendMetal}, c.Backend) {
 		return bad("backend", "%q is not a backend; allowed: cpu, cuda, metal", c.Backend)
 	}
-	for field, v := range map[string]string{"idle_timeout": c.IdleTimeout, "load_timeout": c.LoadTimeout} {
+	for field, v := range map[string]string{"idle_timeout": c.IdleTimeout, "load_timeout": c.LoadTimeout, "drain_timeout": c.DrainTimeout} {
 		d, err := parseDuration(v)
 		if err != nil || d < 0 {
 			return bad(field, "%q is not a duration such as \"30s\" or \"5m\"", v)

@@ -51,11 +51,42 @@ func TestPreflightBackendsAndRAM(t *testing.T) {
 		wantCode string
 		wantText string
 	}{
-		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "available: cpu"},
-		{"metal on this node", hiveapi.WorkerConfig{Backend: "metal"}, withGPU, "BACKEND_UNAVAILABLE", "available: cpu, cuda"},
+		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "carries no cuda backend"},
+		{"cuda with a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, withGPU, "BACKEND_UNAVAILABLE", "never runs a cuda pool on the CPU"},
+		{"metal on this node", hiveapi.WorkerConfig{Backend: "metal"}, withGPU, "BACKEND_UNAVAILABLE", "carries no metal backend"},
 		{"cpu device 1", hiveapi.WorkerConfig{Backend: "cpu", Device: 1}, cpuOnly, "DEVICE_NOT_FOUND", "device 0"},
-		{"cuda device 3 of 1", hiveapi.WorkerConfig{Backend: "cuda", Device: 3}, withGPU, "DEVICE_NOT_FOUND", "devices: [0]"},
 		{"unreadable model", hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 2048, Slots: 1}, cpuOnly, "INVALID_MODEL", "cannot be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := preflight(tt.cfg, model, tt.res)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != tt.wantCode || !strings.Contains(ae.Message, tt.wantText) {
+				t.Fatalf("preflight = %v, want %s containing %q", err, tt.wantCode, tt.wantText)
+			}
+		})
+	}
+}
+
+// TestPreflightGPUBackendOnceBuilt checks the GPU rules that apply once a
+// binary carries a GPU backend (none does yet, so the list is widened here).
+func TestPreflightGPUBackendOnceBuilt(t *testing.T) {
+	saved := builtBackends
+	builtBackends = []string{"cpu", "cuda"}
+	defer func() { builtBackends = saved }()
+	model := hiveapi.Model{Name: "m", Path: "/nonexistent.gguf", Size: 1 << 30}
+	cpuOnly := hiveapi.Resources{Backends: []string{"cpu"}}
+	withGPU := hiveapi.Resources{Backends: backends([]hiveapi.GPU{{Index: 0, Backend: "cuda"}}),
+		GPUs: []hiveapi.GPU{{Index: 0, Backend: "cuda", VRAMFree: 1 << 30}}}
+	tests := []struct {
+		name     string
+		cfg      hiveapi.WorkerConfig
+		res      hiveapi.Resources
+		wantCode string
+		wantText string
+	}{
+		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "available: cpu"},
+		{"cuda device 3 of 1", hiveapi.WorkerConfig{Backend: "cuda", Device: 3}, withGPU, "DEVICE_NOT_FOUND", "devices: [0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

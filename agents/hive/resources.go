@@ -61,11 +61,17 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 	return r
 }
 
-// backends are the backends a worker can use given the GPUs: cpu always.
+// builtBackends are the backends this binary can run models on. The GPU
+// backends need ggml libraries the binary does not carry yet, so a GPU that
+// is present does not make its backend available.
+var builtBackends = []string{hiveapi.BackendCPU}
+
+// backends are the backends a worker can use given the GPUs: cpu always, a
+// GPU backend only when this binary carries it.
 func backends(gpus []hiveapi.GPU) []string {
 	out := []string{hiveapi.BackendCPU}
 	for _, g := range gpus {
-		if !slices.Contains(out, g.Backend) {
+		if slices.Contains(builtBackends, g.Backend) && !slices.Contains(out, g.Backend) {
 			out = append(out, g.Backend)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
-	"golang.org/x/sys/unix"
 )
 
 // Supervision policy.
@@ -49,14 +48,15 @@ type supervised struct {
 	hash string
 	logs *logRing
 
-	mu      sync.Mutex
-	st      hiveapi.WorkerStatus
-	crashes []time.Time // crash times inside the crash-loop window
-	crashN  int         // all crashes, for waiters
-	changed chan struct{}
-	stop    chan struct{} // closed to stop the current run
-	done    chan struct{} // closed when the current run has ended
-	running bool
+	mu       sync.Mutex
+	st       hiveapi.WorkerStatus
+	crashes  []time.Time // crash times inside the crash-loop window
+	crashN   int         // all crashes, for waiters
+	changed  chan struct{}
+	stop     chan struct{} // closed to stop the current run
+	done     chan struct{} // closed when the current run has ended
+	running  bool
+	drainFor time.Duration // how long the stop in progress lets requests finish
 
 	hint chan struct{} // the worker's ready callback: poll now
 }
@@ -102,10 +102,25 @@ func (s *supervised) start() {
 	go s.run(s.stop, s.done)
 }
 
-// stopAndWait ends the current run: SIGTERM to the worker's process group,
-// SIGKILL after the grace period, and waits until the process is reaped.
-func (s *supervised) stopAndWait() {
+// stopAndWait ends the current run: the worker drains (new requests refused,
+// those in flight finish, for at most its drain timeout), then SIGTERM to its
+// process group, SIGKILL after the grace period; it returns once the process
+// is reaped.
+func (s *supervised) stopAndWait() { s.stopWithin(s.drainTimeout()) }
+
+// drainTimeout is the worker's drain_timeout (DefaultDrainTimeout when unset).
+func (s *supervised) drainTimeout() time.Duration {
+	d, err := parseDuration(s.cfg.DrainTimeout)
+	if err != nil || d <= 0 {
+		return hiveapi.DefaultDrainTimeout
+	}
+	return d
+}
+
+// stopWithin is stopAndWait with the drain bounded by limit.
+func (s *supervised) stopWithin(limit time.Duration) {
 	s.mu.Lock()
+	s.drainFor = limit
 	if s.running {
 		select {
 		case <-s.stop:
@@ -133,6 +148,7 @@ const (
 	endCrash outcome = iota
 	endStopped
 	endIdle
+	endLoadFailed // exited with workerapi.ExitLoadFailed: restarting cannot help
 )
 
 func (s *supervised) run(stop, done chan struct{}) {
@@ -156,27 +172,18 @@ func (s *supervised) run(stop, done chan struct{}) {
 			s.update(func(st *hiveapi.WorkerStatus) { st.State, st.PID = hiveapi.StateStopped, 0 })
 			return
 		}
-		now := time.Now()
-		s.mu.Lock()
-		s.crashN++
-		kept := s.crashes[:0]
-		for _, t := range s.crashes {
-			if now.Sub(t) < crashLoopWindow {
-				kept = append(kept, t)
-			}
-		}
-		s.crashes = append(kept, now)
-		n := len(s.crashes)
-		s.mu.Unlock()
+		n := s.noteCrash()
 		lastErr := reason
-		if tail := s.logs.Tail(3); len(tail) > 0 {
-			lastErr += "; last output: " + strings.Join(tail, " | ")
+		if why := s.why(); why != "" {
+			lastErr += "; last output: " + why
+		}
+		if end == endLoadFailed {
+			msg := "model load failed, not restarting: " + lastErr
+			s.fail(msg, failLoad)
+			return
 		}
 		if n >= crashLoopCount {
-			msg := fmt.Sprintf("crash loop: %d crashes within %s, not restarting; last: %s", n, crashLoopWindow, lastErr)
-			s.logs.Note(msg)
-			s.h.log.Error("worker failed", "worker", s.id, "err", msg)
-			s.update(func(st *hiveapi.WorkerStatus) { st.State, st.PID, st.LastError = hiveapi.StateFailed, 0, msg })
+			s.fail(fmt.Sprintf("crash loop: %d crashes within %s, not restarting; last: %s", n, crashLoopWindow, lastErr), failCrashLoop)
 			return
 		}
 		delay := s.h.restart.Delay(n)
@@ -190,6 +197,7 @@ func (s *supervised) run(stop, done chan struct{}) {
 		case <-time.After(delay):
 		}
 		s.update(func(st *hiveapi.WorkerStatus) { st.Restarts++ })
+		s.h.metrics.restarts.WithLabelValues(s.cfg.Pool).Inc()
 	}
 }
 
@@ -229,7 +237,7 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 	// starts; Pdeathsig covers a hive killed with SIGKILL. Regular shutdown
 	// stops workers explicitly.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s.logs.Note("starting: " + s.h.exe + " " + strings.Join(args, " "))
+	s.logs.Note(startingNote + s.h.exe + " " + strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		return endCrash, fmt.Sprintf("cannot start the worker: %v", err)
 	}
@@ -267,10 +275,13 @@ func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{},
 	for {
 		select {
 		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() == workerapi.ExitLoadFailed {
+				return endLoadFailed, exitReason(err)
+			}
 			return endCrash, exitReason(err)
 		case <-stop:
-			s.update(func(st *hiveapi.WorkerStatus) { st.State = hiveapi.StateStopping })
-			s.terminate(cmd, exited)
+			s.stopRun(cmd, exited, client, ready)
 			return endStopped, ""
 		case <-loadDeadline.C:
 			if !ready {
@@ -322,63 +333,6 @@ func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{},
 			tick.Reset(loadPoll)
 		}
 	}
-}
-
-// terminate stops the process group gracefully: SIGTERM, then SIGKILL after
-// the grace period; it returns once the process is reaped.
-func (s *supervised) terminate(cmd *exec.Cmd, exited chan error) {
-	pgid := cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(s.h.cfg.StopGrace):
-		s.h.log.Warn("worker did not stop in time; killing it", "worker", s.id, "grace", s.h.cfg.StopGrace)
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
-	}
-	reapGroup(pgid)
-	s.logs.Note("stopped")
-}
-
-// reapGroup kills what is left of a worker's process group and reaps the
-// members that were reparented to the hive (it is a child subreaper), so that
-// nothing a worker started outlives it, not even as a zombie.
-func reapGroup(pgid int) {
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil)
-		if pid > 0 {
-			continue
-		}
-		if err != nil || syscall.Kill(-pgid, 0) != nil {
-			return // no child left in the group (ECHILD) or no member at all
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// kill ends the process group at once and reaps it.
-func (s *supervised) kill(cmd *exec.Cmd, exited chan error) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
-	reapGroup(cmd.Process.Pid)
-}
-
-// exitReason describes how a process ended.
-func exitReason(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Sprintf("killed by signal %s", unix.SignalName(ws.Signal()))
-		}
-		return fmt.Sprintf("exited with status %d", ee.ExitCode())
-	}
-	if err != nil {
-		return err.Error()
-	}
-	return "exited with status 0"
 }
 
 // waitReady blocks until the worker is ready; it fails if the worker

@@ -62,6 +62,7 @@ passed on to workers. SIGTERM stops every worker before the hive exits.`,
 	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (mode 0600); required for a non-loopback --listen")
 	f.DurationVar(&cfg.HealthInterval, "health-interval", hive.DefaultHealthInterval, "how often workers are health-checked")
 	f.DurationVar(&cfg.StallTimeout, "stall-timeout", modelstore.DefaultStallTimeout, "a download with no data for this long is retried")
+	f.StringArrayVar(&cfg.FileRoots, "file-roots", nil, "a folder file:// models may be read from (repeatable); without it any regular .gguf file the hive can read")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", hive.DefaultStopGrace, "how long a worker gets to stop after SIGTERM before SIGKILL")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return []*cobra.Command{cmd}

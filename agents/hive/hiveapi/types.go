@@ -108,6 +108,11 @@ type WorkerConfig struct {
 	LoadTimeout string `json:"load_timeout,omitempty"`
 	Pool        string `json:"pool,omitempty"`
 	Port        int    `json:"port,omitempty"`
+	// DrainTimeout bounds how long a worker being stopped may finish the
+	// requests in flight before it is stopped anyway; "" means
+	// DefaultDrainTimeout (and is what Normalized writes for it, so the
+	// default does not change ConfigHash).
+	DrainTimeout string `json:"drain_timeout,omitempty"`
 }
 
 // Limits and defaults of WorkerConfig fields.
@@ -117,9 +122,10 @@ const (
 	MaxCtxSize = 1 << 20
 	MaxDevice  = 63 // GPU index
 
-	DefaultSlots       = 4
-	DefaultCtxSize     = 2048
-	DefaultLoadTimeout = 5 * time.Minute
+	DefaultSlots        = 4
+	DefaultCtxSize      = 2048
+	DefaultLoadTimeout  = 5 * time.Minute
+	DefaultDrainTimeout = 30 * time.Second
 )
 
 // Normalized returns c with defaults filled in and durations in canonical
@@ -136,6 +142,11 @@ func (c WorkerConfig) Normalized() WorkerConfig {
 	}
 	c.IdleTimeout = canonicalDuration(c.IdleTimeout, 0)
 	c.LoadTimeout = canonicalDuration(c.LoadTimeout, DefaultLoadTimeout)
+	if c.DrainTimeout != "" {
+		if c.DrainTimeout = canonicalDuration(c.DrainTimeout, DefaultDrainTimeout); c.DrainTimeout == DefaultDrainTimeout.String() {
+			c.DrainTimeout = ""
+		}
+	}
 	return c
 }
 
@@ -172,6 +183,7 @@ const (
 	StateFailed     = "failed"     // crash loop or load failure; no longer restarted
 	StateStopped    = "stopped"    // stopped by the idle timeout; a PUT starts it again
 	StateStopping   = "stopping"   // being stopped
+	StateDraining   = "draining"   // being stopped: new requests refused, running ones finishing
 )
 
 // Ready reports whether a worker in state s can take requests.

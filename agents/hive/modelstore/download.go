@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/backoff"
@@ -41,6 +42,15 @@ type Downloader struct {
 	// DiskFree returns the free bytes of the folder; nil uses the real
 	// filesystem. The disk is checked before any byte is fetched.
 	DiskFree func(dir string) (int64, error)
+	// Stats counts what the downloader did, for metrics.
+	Stats DownloadStats
+}
+
+// DownloadStats are running totals of a Downloader, safe for concurrent use.
+type DownloadStats struct {
+	Bytes    atomic.Int64 // bytes received and written
+	Failures atomic.Int64 // downloads that gave up (not counting cancellations)
+	Resumes  atomic.Int64 // attempts that continued a partial file with Range
 }
 
 // Fetch describes one download.
@@ -119,6 +129,14 @@ func (d *Downloader) client() *http.Client {
 // *api.Error with the codes MODEL_NOT_FOUND (404), ACCESS_DENIED (403),
 // INSUFFICIENT_DISK (507), CHECKSUM_MISMATCH or DOWNLOAD_FAILED (502).
 func (d *Downloader) Get(ctx context.Context, f Fetch) (Result, error) {
+	res, err := d.get(ctx, f)
+	if err != nil && ctx.Err() == nil {
+		d.Stats.Failures.Add(1)
+	}
+	return res, err
+}
+
+func (d *Downloader) get(ctx context.Context, f Fetch) (Result, error) {
 	partial := f.Dest + PartialSuffix
 	res := Result{Path: f.Dest}
 	var rem *remote
@@ -307,21 +325,8 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 			return "", 0, false, attemptErr(ctx, err)
 		}
 		defer resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusPartialContent && offset > 0:
-			start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
-			if !ok || start != offset {
-				out.Truncate(0) // the server answered another range: start over
-				return "", 0, false, fmt.Errorf("server answered range %q to a request from byte %d", resp.Header.Get("Content-Range"), offset)
-			}
-			resumed = true
-		case resp.StatusCode == http.StatusOK:
-			offset = 0 // no range support: start over
-		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-			out.Truncate(0)
-			return "", 0, false, fmt.Errorf("server refused to resume at byte %d (HTTP 416); starting over", offset)
-		default:
-			return "", 0, false, statusError(f, resp.StatusCode)
+		if offset, resumed, err = d.resumeAt(f, resp, out, offset); err != nil {
+			return "", 0, false, err
 		}
 		if total < 0 && resp.ContentLength >= 0 {
 			total = offset + resp.ContentLength
@@ -333,27 +338,9 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 			return "", 0, false, err
 		}
 		pr := newProgress(f.Progress, offset, total)
-		buf := make([]byte, 256<<10)
-		got := offset
-		for {
-			n, rerr := resp.Body.Read(buf)
-			if n > 0 {
-				watchdog.Reset(d.stall())
-				if _, err := out.Write(buf[:n]); err != nil {
-					if isNoSpace(err) {
-						return "", 0, resumed, d.diskFull(f, partial, got, total)
-					}
-					return "", 0, resumed, permanent{fmt.Errorf("write %s: %w", partial, err)}
-				}
-				got += int64(n)
-				pr.update(got, false)
-			}
-			if rerr == io.EOF {
-				break
-			}
-			if rerr != nil {
-				return "", 0, resumed, fmt.Errorf("connection lost at byte %d: %w", got, attemptErr(ctx, rerr))
-			}
+		got, err := d.copyBody(ctx, f, partial, out, resp.Body, offset, total, watchdog, pr)
+		if err != nil {
+			return "", 0, resumed, err
 		}
 		pr.update(got, true)
 		if total >= 0 && got != total {
@@ -371,6 +358,55 @@ func (d *Downloader) once(ctx context.Context, f Fetch, partial string, rem remo
 	return sum, size, resumed, err
 }
 
+// resumeAt reads the answer to a (ranged) GET: the offset the body starts
+// at, and whether it resumes the partial file out.
+func (d *Downloader) resumeAt(f Fetch, resp *http.Response, out *os.File, offset int64) (int64, bool, error) {
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
+		if !ok || start != offset {
+			out.Truncate(0) // the server answered another range: start over
+			return 0, false, fmt.Errorf("server answered range %q to a request from byte %d", resp.Header.Get("Content-Range"), offset)
+		}
+		d.Stats.Resumes.Add(1)
+		return offset, true, nil
+	case resp.StatusCode == http.StatusOK:
+		return 0, false, nil // no range support: start over
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		out.Truncate(0)
+		return 0, false, fmt.Errorf("server refused to resume at byte %d (HTTP 416); starting over", offset)
+	}
+	return 0, false, statusError(f, resp.StatusCode)
+}
+
+// copyBody appends the response body to out from offset, keeping the stall
+// watchdog and the progress up to date; it returns the bytes the file holds.
+func (d *Downloader) copyBody(ctx context.Context, f Fetch, partial string, out *os.File, body io.Reader, offset, total int64, watchdog *time.Timer, pr *progress) (int64, error) {
+	buf := make([]byte, 256<<10)
+	got := offset
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			watchdog.Reset(d.stall())
+			if _, err := out.Write(buf[:n]); err != nil {
+				if isNoSpace(err) {
+					return got, d.diskFull(f, partial, got, total)
+				}
+				return got, permanent{fmt.Errorf("write %s: %w", partial, err)}
+			}
+			got += int64(n)
+			d.Stats.Bytes.Add(int64(n))
+			pr.update(got, false)
+		}
+		if rerr == io.EOF {
+			return got, nil
+		}
+		if rerr != nil {
+			return got, fmt.Errorf("connection lost at byte %d: %w", got, attemptErr(ctx, rerr))
+		}
+	}
+}
+
 // attemptErr prefers the stall cause over the generic "context canceled".
 func attemptErr(ctx context.Context, err error) error {
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
@@ -378,4 +414,3 @@ func attemptErr(ctx context.Context, err error) error {
 	}
 	return err
 }
-

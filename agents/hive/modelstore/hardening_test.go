@@ -188,7 +188,9 @@ func TestCloseIsBoundedWhateverProvisioningDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _, _ = s.Provision(context.Background(), "m", hiveapi.ModelSpec{Source: "https://example.invalid/m.gguf"}, nil) }()
+	go func() {
+		_, _ = s.Provision(context.Background(), "m", hiveapi.ModelSpec{Source: "https://example.invalid/m.gguf"}, nil)
+	}()
 	<-st.entered
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()

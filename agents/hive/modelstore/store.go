@@ -178,6 +178,9 @@ func (s *Store) Close() {
 	}
 }
 
+// Downloads returns the running download totals.
+func (s *Store) Downloads() *DownloadStats { return &s.dl.Stats }
+
 // Dir is the folder model files are stored in.
 func (s *Store) Dir() string { return filepath.Join(s.dir, "models") }
 
