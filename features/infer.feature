@@ -92,6 +92,23 @@ Feature: rbee infer streams tokens from a ready worker
     When I send SIGINT to "long"
     Then "long" exits with code 130
 
+  Scenario: --gateway streams through rbee gateway
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And rbee gateway runs on a free port with every worker ready
+    When I run "rbee infer --gateway http://127.0.0.1:${GW_PORT} --model chat --prompt 'Once upon a time' --max-tokens 5 --ignore-eos --json"
+    Then the command succeeds
+    And stdout is a JSON stream of a start event, 5 token events and an end event through the gateway
+    When I run "rbee infer --gateway http://127.0.0.1:${GW_PORT} --model tiny --prompt 'Once upon a time' --max-tokens 4 --ignore-eos"
+    Then the command succeeds
+    And stdout matches "\S"
+    And stderr contains "gateway at http://127.0.0.1:${GW_PORT}: prompt "
+    And stderr contains "decode 4 tokens"
+    When I run "rbee infer --gateway http://127.0.0.1:${GW_PORT} --model nope --prompt hi"
+    Then the exit code is 1
+    And stderr contains "the gateway at http://127.0.0.1:${GW_PORT} refused the request"
+    And stderr contains "\"chat\""
+
   Scenario: --ephemeral runs on a temporary worker and stops it
     Given a local fleet file with pool "chat" serving model "tiny" with 0 replicas
     When I run "rbee apply -auto-approve"

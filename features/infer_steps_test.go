@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -280,6 +281,29 @@ func registerInferSteps(sc *godog.ScenarioContext, w *world) {
 		return syscall.Kill(ws.PID, s)
 	})
 
+	sc.Step(`^rbee gateway runs on a free port with every worker ready$`, func() error {
+		port, err := testsshd.FreePort("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		w.vars["GW_PORT"] = strconv.Itoa(port)
+		p, err := w.startBackground("gw", "rbee gateway --listen 127.0.0.1:${GW_PORT}")
+		if err != nil {
+			return err
+		}
+		return eventually(time.Minute, func() error {
+			select {
+			case <-p.done:
+				return backoffStop{fmt.Errorf("rbee gateway exited:\n%s", tail(p.out.String(), 20))}
+			default:
+			}
+			return gatewayReady("http://127.0.0.1:" + w.vars["GW_PORT"])
+		})
+	})
+	sc.Step(`^stdout is a JSON stream of a start event, (\d+) token events and an end event through the gateway$`, func(n int) error {
+		return checkGatewayStream(w.stdout, n)
+	})
+
 	sc.Step(`^stdout is a JSON stream of a start event, (\d+) token events and an end event from "([^"]*)"$`, func(n int, worker string) error {
 		return checkJSONStream(w.stdout, n, worker)
 	})
@@ -346,4 +370,62 @@ func strictJSON(line string, v any) error {
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// gatewayReady asks a gateway's GET /v1/models whether every worker it
+// lists is ready.
+func gatewayReady(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/models", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Data []struct {
+			ID           string `json:"id"`
+			ReadyWorkers int    `json:"ready_workers"`
+			Workers      int    `json:"workers"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return fmt.Errorf("GET %s/v1/models: %s: %w", url, resp.Status, err)
+	}
+	if len(list.Data) == 0 {
+		return errors.New("the gateway lists no model yet")
+	}
+	for _, m := range list.Data {
+		if m.Workers == 0 || m.ReadyWorkers != m.Workers {
+			return fmt.Errorf("%s has %d of %d workers ready", m.ID, m.ReadyWorkers, m.Workers)
+		}
+	}
+	return nil
+}
+
+// checkGatewayStream checks the NDJSON of `rbee infer --gateway --json`: a
+// start event naming the gateway, n token events numbered from 0, and an end
+// event whose counts agree.
+func checkGatewayStream(out string, n int) error {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != n+2 {
+		return fmt.Errorf("%d lines, want %d (start, %d tokens, end):\n%s", len(lines), n+2, n, out)
+	}
+	var start infer.StartEvent
+	if err := strictJSON(lines[0], &start); err != nil || start.Type != "start" || start.Worker != "gateway" || start.JobID == "" {
+		return fmt.Errorf("first line is not the start event from the gateway (%v): %s", err, lines[0])
+	}
+	for i, l := range lines[1 : n+1] {
+		var tok infer.TokenEvent
+		if err := strictJSON(l, &tok); err != nil || tok.Type != "token" || tok.I != i || tok.T == "" {
+			return fmt.Errorf("line %d is not token %d (%v): %s", i+2, i, err, l)
+		}
+	}
+	var end infer.EndEvent
+	if err := strictJSON(lines[n+1], &end); err != nil || end.Type != "end" || end.TokensOut != n || end.PromptTokens == 0 ||
+		end.StopReason != "max_tokens" || end.JobID != start.JobID || end.Worker != "gateway" {
+		return fmt.Errorf("the end event does not add up (want %d tokens, job %s) (%v): %s", n, start.JobID, err, lines[n+1])
+	}
+	return nil
 }

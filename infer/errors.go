@@ -109,8 +109,11 @@ type StallError struct {
 }
 
 func (e *StallError) Error() string {
-	return fmt.Sprintf("%s (%s) stalled: nothing for %s after %s; the job was cancelled. The worker process may be hung or stopped: see `rbee status` and `rbee logs %s`, or raise --stall-timeout",
-		e.Worker, e.URL, e.Timeout, plural(e.Tokens, "token"), e.Worker)
+	msg := fmt.Sprintf("%s (%s) stalled: nothing for %s after %s; the job was cancelled", e.Worker, e.URL, e.Timeout, plural(e.Tokens, "token"))
+	if strings.HasPrefix(e.Worker, "worker.") {
+		return msg + fmt.Sprintf(". The worker process may be hung or stopped: see `rbee status` and `rbee logs %s`, or raise --stall-timeout", e.Worker)
+	}
+	return msg + ". Raise --stall-timeout if it is only slow"
 }
 
 // BrokenStreamError means the stream of a running request ended before its

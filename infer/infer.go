@@ -83,10 +83,14 @@ type Worker struct {
 	Node      string
 	URL       string
 	Ephemeral bool
+	Gateway   bool // the request went through an OpenAI-compatible gateway at URL
 }
 
-// Name is the worker's address, or "ephemeral worker ID on NODE".
+// Name is the worker's address, "ephemeral worker ID on NODE", or "gateway".
 func (w Worker) Name() string {
+	if w.Gateway {
+		return "gateway"
+	}
 	if w.Ephemeral {
 		return fmt.Sprintf("ephemeral worker %s on %s", w.ID, w.Node)
 	}

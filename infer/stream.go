@@ -16,6 +16,17 @@ import (
 // longer than the stall timeout.
 var errStalled = errors.New("the worker stalled")
 
+// stallGuard returns a context that ends with errStalled when touch is not
+// called for d (never when d <= 0), and the func that releases its timer.
+func stallGuard(ctx context.Context, d time.Duration) (_ context.Context, touch, stop func()) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	if d <= 0 {
+		return sctx, func() {}, func() { cancel(nil) }
+	}
+	timer := time.AfterFunc(d, func() { cancel(errStalled) })
+	return sctx, func() { timer.Reset(d) }, func() { timer.Stop(); cancel(nil) }
+}
+
 // attempt is what one request to one worker has seen so far.
 type attempt struct {
 	events  int   // events of any kind
@@ -30,18 +41,11 @@ type attempt struct {
 func (r *Router) stream(ctx context.Context, c *candidate, req Request, sink Sink, start time.Time, out *Outcome) error {
 	cl := workerapi.NewClient(c.worker.URL, c.token)
 	cl.HTTP = r.HTTP
-	sctx, stall := context.WithCancelCause(ctx)
-	defer stall(nil)
-	var timer *time.Timer
-	if r.StallTimeout > 0 {
-		timer = time.AfterFunc(r.StallTimeout, func() { stall(errStalled) })
-		defer timer.Stop()
-	}
+	sctx, touch, stop := stallGuard(ctx, r.StallTimeout)
+	defer stop()
 	var at attempt
 	res, err := cl.Infer(sctx, req.Params, func(ev workerapi.Event) error {
-		if timer != nil {
-			timer.Reset(r.StallTimeout)
-		}
+		touch()
 		at.events++
 		switch ev.Type {
 		case workerapi.EventToken:

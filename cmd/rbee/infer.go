@@ -36,6 +36,7 @@ func newInferCmd() *cobra.Command {
 		asJSON  bool
 		timeout time.Duration
 		stall   time.Duration
+		gw      infer.Gateway
 	)
 	cmd := &cobra.Command{
 		Use:   "infer --model NAME --prompt TEXT",
@@ -55,6 +56,11 @@ stopped process) has its job cancelled, and rbee infer exits 1 naming it;
 --timeout bounds the whole request. A worker that dies mid-stream is named
 with the number of tokens it sent.
 
+--gateway URL sends the prompt through an OpenAI-compatible gateway (rbee
+gateway) instead: POST URL/v1/completions, streamed, printed the same way;
+--model then names a pool or a model the gateway knows, and --api-key (or
+RBEE_API_KEY) is its key.
+
 With no ready worker it fails and says which pool to apply; --ephemeral starts
 a temporary worker through the hive of a node that has the model instead, and
 stops it afterwards. --prompt - reads the prompt from stdin.
@@ -62,7 +68,8 @@ stops it afterwards. --prompt - reads the prompt from stdin.
 Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 		Example: `  rbee infer --model tiny --prompt "Once upon a time" --max-tokens 32
   rbee infer --model tiny --prompt "Hello" --temperature 0 --json
-  rbee infer --model tiny --prompt "Hello" --stall-timeout 10s --timeout 2m`,
+  rbee infer --model tiny --prompt "Hello" --stall-timeout 10s --timeout 2m
+  rbee infer --gateway http://127.0.0.1:8080 --model chat --prompt "Hello"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if prompt == "-" {
@@ -92,7 +99,15 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 			if stall < 0 || timeout < 0 {
 				return exitCode(1, errors.New("--timeout and --stall-timeout must not be negative (0 = no limit)"))
 			}
-			return runInfer(cmd, req, asJSON, timeout, stall)
+			if gw.URL != "" {
+				if req.Ephemeral || req.Node != "" || req.Pool != "" {
+					return exitCode(1, errors.New("--gateway routes the request itself: leave out --node, --pool and --ephemeral (name a pool with --model)"))
+				}
+				if gw.APIKey == "" {
+					gw.APIKey = os.Getenv("RBEE_API_KEY")
+				}
+			}
+			return runInfer(cmd, req, asJSON, timeout, stall, gw)
 		},
 	}
 	fs := cmd.Flags()
@@ -108,6 +123,8 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 	fs.BoolVar(&asJSON, "json", false, "write NDJSON events to stdout (start, token, end, error)")
 	fs.BoolVar(&req.Ephemeral, "ephemeral", false, "with no ready worker, start a temporary one through a hive and stop it afterwards")
 	fs.DurationVar(&timeout, "timeout", 0, "give up on the whole request (and cancel the job) after this long; 0 = no limit")
+	fs.StringVar(&gw.URL, "gateway", "", "send the prompt through this OpenAI-compatible gateway (base URL) instead of a worker from the state")
+	fs.StringVar(&gw.APIKey, "api-key", "", "API key for --gateway (default $RBEE_API_KEY)")
 	fs.DurationVar(&stall, "stall-timeout", 60*time.Second, "cancel the job when the worker sends no token for this long; 0 = no limit")
 	fs.BoolVar(&req.Params.IgnoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens, up to --max-tokens (benchmarks)")
 	_ = cmd.MarkFlagRequired("model")
@@ -117,7 +134,7 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 }
 
 // runInfer routes the request and maps the outcome to the exit status.
-func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall time.Duration) error {
+func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall time.Duration, gw infer.Gateway) error {
 	ctx, cancel := context.WithCancelCause(cmd.Context())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
@@ -146,20 +163,14 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall
 		out.Error(err, code)
 		return exitCode(code, err)
 	}
-	dir := stateDir(cmd)
-	st, err := state.Open(ctx, dir, state.Options{})
-	if err != nil {
-		return fail(1, err)
+	var res infer.Outcome
+	var err error
+	if gw.URL != "" {
+		gw.StallTimeout = stall
+		res, err = gw.Run(ctx, req, out.Sink())
+	} else {
+		res, err = routeInfer(ctx, cmd, req, stall, out)
 	}
-	tokens := applier.NewTokens(st.Dir())
-	router := &infer.Router{
-		State:        st,
-		Token:        tokens.Get,
-		Catalog:      func() (infer.Catalog, error) { return catalog(cmd) },
-		Log:          slog.New(infer.NoteHandler(stderr, slog.LevelInfo)),
-		StallTimeout: stall,
-	}
-	res, err := router.Run(ctx, req, out.Sink())
 	switch {
 	case err == nil:
 		if err := out.Done(res); err != nil {
@@ -174,6 +185,22 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall
 		return fail(1, fmt.Errorf("gave up after --timeout %s: %w", timeout, err))
 	}
 	return fail(1, err)
+}
+
+// routeInfer runs the request on a worker the state records.
+func routeInfer(ctx context.Context, cmd *cobra.Command, req infer.Request, stall time.Duration, out *infer.Output) (infer.Outcome, error) {
+	st, err := state.Open(ctx, stateDir(cmd), state.Options{})
+	if err != nil {
+		return infer.Outcome{}, err
+	}
+	router := &infer.Router{
+		State:        st,
+		Token:        applier.NewTokens(st.Dir()).Get,
+		Catalog:      func() (infer.Catalog, error) { return catalog(cmd) },
+		Log:          slog.New(infer.NoteHandler(out.Stderr, slog.LevelInfo)),
+		StallTimeout: stall,
+	}
+	return router.Run(ctx, req, out.Sink())
 }
 
 // catalog reads the configuration quietly, for the hints of infer's errors.
