@@ -156,8 +156,22 @@ func (g *Gatherer) node(ctx context.Context, snap *state.Snapshot, rec *state.No
 				State: StateMissing, SlotsTotal: w.Slots, Error: "the state records it but the hive does not run it: run `rbee plan`"})
 		}
 	}
-	sort.SliceStable(n.Workers, func(i, j int) bool { return n.Workers[i].Address < n.Workers[j].Address })
+	sort.SliceStable(n.Workers, func(i, j int) bool { return addrLess(n.Workers[i].Address, n.Workers[j].Address) })
 	return n
+}
+
+// addrLess orders worker addresses by pool, node and index (so [n/2]
+// comes before [n/10]); hive ids the state does not know come after them.
+func addrLess(a, b string) bool {
+	pa, ea := state.ParseAddr(a)
+	pb, eb := state.ParseAddr(b)
+	switch {
+	case ea == nil && eb == nil:
+		return pa.Less(pb)
+	case (ea == nil) != (eb == nil):
+		return ea == nil
+	}
+	return a < b
 }
 
 // worker combines what the hive says about a worker with what the worker says.

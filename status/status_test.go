@@ -109,3 +109,21 @@ node.gpu1: the hive at http://10.0.0.5:9200 did not answer: dial tcp 10.0.0.5:92
 		t.Errorf("colours pad after the escape codes:\n%q", b.String())
 	}
 }
+
+func TestAddrLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"worker.chat[n/2]", "worker.chat[n/10]", true},
+		{"worker.chat[n/10]", "worker.chat[n/2]", false},
+		{"worker.chat[n/0]", "infer-1a2b", true},
+		{"infer-1a2b", "worker.chat[n/0]", false},
+		{"infer-1", "infer-2", true},
+	}
+	for _, tt := range tests {
+		if got := addrLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("addrLess(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

@@ -44,7 +44,10 @@ from its second drawing on.
 
 --watch redraws every 2 s (--interval) until Ctrl-C, which exits 0. --json
 writes the report as one JSON object (one per line with --watch). Colour
-is used only on a terminal.`,
+is used only on a terminal.
+
+Exit status: 0 when the report is printed (unreachable nodes included), 1
+when the state cannot be read.`,
 		Example: `  rbee status
   rbee status --watch
   rbee status --json | jq '.nodes[] | select(.reachable | not) | .name'`,
