@@ -56,6 +56,23 @@ Feature: The hive's API is authenticated and robust
     And the hive's JSON "resources.backends.0" is "cpu"
     And the hive's JSON "models.0.name" is "tiny"
 
+  Scenario: The hive's metrics count workers by state and pass promtool
+    Given a hive
+    And the model "tiny" is provisioned from "synth:tiny"
+    And a worker "chat-0" on the model "tiny"
+    When I PUT "/v1/workers/gpu-0" on the hive:
+      """
+      {"model": "tiny", "backend": "cuda"}
+      """
+    And I GET "/metrics" on the hive
+    Then the hive answers 200
+    And the hive's answer contains "rbee_hive_workers{state=\"idle\"} 1"
+    And the hive's answer contains "rbee_hive_preflight_refusals_total{code=\"BACKEND_UNAVAILABLE\"} 1"
+    And the hive's answer contains "rbee_hive_disk_free_bytes"
+    And the hive's metrics pass "promtool check metrics" with no output
+    When I DELETE "/metrics" on the hive
+    Then the hive answers 405
+
   Scenario: 1000 random requests do not crash the hive
     Given a hive
     When I send 1000 random requests to the hive

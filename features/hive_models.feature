@@ -226,3 +226,95 @@ Feature: The hive provisions models
       | m     | {"source": "synth:tiny", "colour": "red"}             | INVALID_JSON  | unknown field            |
       | Tiny  | {"source": "synth:tiny"}                              | INVALID_NAME  | not DNS-safe             |
       | a_b   | {"source": "synth:tiny"}                              | INVALID_NAME  | not DNS-safe             |
+
+  Scenario: A file:// alias of another model never deletes that model's file
+    Given a hive
+    And the model "tiny" is provisioned from "synth:tiny"
+    When I PUT "/v1/models/alias" on the hive:
+      """
+      {"source": "file://${HIVE_DATA}/models/tiny/tiny.gguf"}
+      """
+    Then the hive answers 200
+    When I DELETE "/v1/models/alias" on the hive
+    Then the hive answers 204
+    And the hive's catalog has the model "tiny"
+    When I PUT "/v1/models/alias" on the hive:
+      """
+      {"source": "file://${HIVE_DATA}/models/tiny/tiny.gguf", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}
+      """
+    Then the hive answers 502
+    And the hive's JSON "error.code" is "CHECKSUM_MISMATCH"
+    And the hive's catalog has the model "tiny"
+    And the file "${HIVE_DATA}/models/tiny/tiny.gguf" is still there
+
+  Scenario Outline: A local source that is <what> is refused without reading it
+    Given a file "${DIR}/secret" holding "root:x:0:0:secret"
+    And <setup>
+    And a hive
+    When I PUT "/v1/models/m" on the hive:
+      """
+      {"source": "file://${DIR}/m.gguf"}
+      """
+    Then the hive answers <status>
+    And the hive's JSON "error.code" is "<code>"
+    And the hive's answer contains "<text>"
+    And the hive's answer does not contain "root"
+    And the hive's catalog does not have the model "m"
+    When I send SIGTERM to the hive
+    Then the hive exits with code 0
+
+    Examples:
+      | what                  | setup                                                | status | code               | text                |
+      | a symbolic link       | a symbolic link "${DIR}/m.gguf" to "${DIR}/secret"  | 400    | NOT_A_REGULAR_FILE | symbolic link       |
+      | a named pipe          | a named pipe "${DIR}/m.gguf"                         | 400    | NOT_A_REGULAR_FILE | named pipe (FIFO)   |
+      | not a GGUF file       | a file "${DIR}/m.gguf" holding "root:x:0:0:secret"   | 422    | INVALID_MODEL      | magic bytes         |
+
+  Scenario: With --file-roots a local model outside those folders is refused
+    Given a folder "${DIR}/models"
+    And a hive with "--file-roots ${DIR}/models"
+    When I run "rbee model synth --preset tiny --out ${DIR}/models/in.gguf"
+    And I run "rbee model synth --preset tiny --out ${DIR}/out.gguf"
+    And I PUT "/v1/models/in" on the hive:
+      """
+      {"source": "file://${DIR}/models/in.gguf"}
+      """
+    Then the hive answers 200
+    When I PUT "/v1/models/out" on the hive:
+      """
+      {"source": "file://${DIR}/out.gguf"}
+      """
+    Then the hive answers 403
+    And the hive's JSON "error.code" is "FILE_OUTSIDE_ROOTS"
+    And the hive's answer contains "file_roots"
+
+  # A real full disk: a 1 MiB tmpfs (mounting it needs root); synth:tiny is about 1.7 MB.
+  Scenario: A generated model that does not fit is refused and leaves nothing behind
+    Given a 1 MiB filesystem as the hive's data dir
+    And a hive
+    When I PUT "/v1/models/tiny" on the hive:
+      """
+      {"source": "synth:tiny"}
+      """
+    Then the hive answers 507
+    And the hive's JSON "error.code" is "INSUFFICIENT_DISK"
+    And the hive's answer contains "not enough disk space for synth:tiny"
+    And the hive's JSON "error.details.free_bytes" is at least 1
+    And the hive's data dir holds no file for the model "tiny"
+
+  # The download fits when it starts; then another program fills the 3 MiB tmpfs.
+  Scenario: A disk that fills during a download is a 507 and the partial file stays for a resume
+    Given a Hugging Face server serving "acme/tiny-GGUF" file "tiny.gguf"
+    And the Hugging Face server sends at most 400000 bytes per second
+    And a 3 MiB filesystem as the hive's data dir
+    And a hive
+    When I start a PUT of "/v1/models/tiny" on the hive:
+      """
+      {"source": "hf:acme/tiny-GGUF", "file": "tiny.gguf"}
+      """
+    And the hive's data dir holds a partial download of "tiny"
+    And the hive's data dir filesystem fills up
+    Then the started request answers 507
+    And the hive's JSON "error.code" is "INSUFFICIENT_DISK"
+    And the hive's answer contains "the disk filled up during the download"
+    And the hive's data dir holds only a partial download for the model "tiny"
+    And the hive's catalog does not have the model "tiny"

@@ -44,6 +44,9 @@ type hiveWorld struct {
 	body   []byte
 	events []map[string]any
 
+	pending   chan *hiveWorld   // the answer of a request started in the background
+	inference chan inferOutcome // the end of an inference started in the background
+
 	fuzz    map[int]int
 	fuzzErr []string
 	holds   []net.Listener
@@ -66,7 +69,7 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		hw.token = tok
 		return hw.start("--token-file hive.token")
 	})
-	sc.Step(`^a 1 MiB filesystem as the hive's data dir$`, hw.smallDataDir)
+	sc.Step(`^an? (\d+) MiB filesystem as the hive's data dir$`, hw.smallDataDir)
 
 	sc.Step(`^I (GET|DELETE) "([^"]*)" on the hive$`, func(method, path string) error {
 		return hw.do(method, path, nil, hw.token, false)
@@ -333,7 +336,12 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^I kill -9 the hive and start it again$`, func() error { return hw.restart(syscall.SIGKILL) })
 	sc.Step(`^I start a PUT of "([^"]*)" on the hive:$`, func(path string, body *godog.DocString) error {
 		h := &hiveWorld{w: w, url: hw.url}
-		go h.do(http.MethodPut, path, []byte(w.expand(body.Content)), hw.token, false) // its answer is not awaited
+		done := make(chan *hiveWorld, 1)
+		hw.pending = done
+		go func() { // awaited only by "the started request answers"
+			_ = h.do(http.MethodPut, path, []byte(w.expand(body.Content)), hw.token, false)
+			done <- h
+		}()
 		return nil
 	})
 	sc.Step(`^the hive's data dir holds a partial download of "([^"]*)"$`, func(name string) error {
@@ -348,6 +356,7 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		})
 	})
 
+	registerHiveHardeningSteps(sc, hw)
 	sc.Step(`^I send (\d+) random requests to the hive$`, hw.fuzzRequests)
 	sc.Step(`^no random request got a 500 and the hive still answers$`, func() error {
 		if len(hw.fuzzErr) > 0 {
@@ -380,6 +389,7 @@ func (hw *hiveWorld) start(args string) error {
 	}
 	hw.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	hw.w.vars["HIVE"] = hw.url
+	hw.w.vars["HIVE_DATA"] = hw.dataDir
 	line := fmt.Sprintf("exec rbee hive --listen 127.0.0.1:%d --health-interval 1s --stall-timeout 2s %s", port, args)
 	return hw.launch(line)
 }
@@ -436,15 +446,15 @@ func (hw *hiveWorld) launch(line string) error {
 	})
 }
 
-// smallDataDir mounts a 1 MiB tmpfs as the data dir: a real full disk.
-func (hw *hiveWorld) smallDataDir() error {
+// smallDataDir mounts a tmpfs of mib MiB as the data dir: a real full disk.
+func (hw *hiveWorld) smallDataDir(mib int) error {
 	dir := filepath.Join(hw.w.dir, "small")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mounting a 1 MiB tmpfs needs root (CAP_SYS_ADMIN): %v: %s", err, out)
+		return fmt.Errorf("mounting a %d MiB tmpfs needs root (CAP_SYS_ADMIN): %v: %s", mib, err, out)
 	}
 	hw.w.onCleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	hw.dataDir = dir

@@ -51,13 +51,16 @@ Feature: The hive runs and supervises workers
     Then the worker "chat-0" is "idle" again with a new pid and 1 restart in the hive's state
     And the worker "chat-0" answers on its URL
 
-  Scenario: A worker that crashes on every start ends up failed
+  # The worker exits with status 3 (the model cannot load): restarting cannot
+  # help, so the restart after the kill is the last one.
+  Scenario: A worker whose model cannot load is failed at once, with the reason
     Given a worker "chat-0" on the model "tiny"
     And the model file of "tiny" is replaced by garbage of the same size
     When I kill -9 the worker "chat-0"
     Then the worker "chat-0" becomes "failed"
     When I GET "/v1/workers/chat-0" on the hive
-    Then the hive's answer contains "crash loop: 5 crashes"
+    Then the hive's answer contains "model load failed, not restarting: exited with status 3; last output: error: "
+    And the hive's JSON "restarts" is "1"
     When I PUT "/v1/workers/chat-1" on the hive:
       """
       {"model": "tiny", "slots": 1, "ctx_size": 512}
@@ -116,6 +119,18 @@ Feature: The hive runs and supervises workers
     When I DELETE "/v1/models/tiny" on the hive
     Then the hive answers 204
 
+  Scenario: A deleted worker drains the requests in flight before it stops
+    When I PUT "/v1/workers/chat-0" on the hive:
+      """
+      {"model": "tiny", "slots": 1, "ctx_size": 1024, "drain_timeout": "5m"}
+      """
+    Then the hive answers 201
+    When I start an inference of 400 tokens on the worker "chat-0"
+    And I start a DELETE of "/v1/workers/chat-0" on the hive
+    Then the worker "chat-0" becomes "draining"
+    And the inference ends with "max_tokens"
+    And the started request answers 204
+
   Scenario Outline: Preflight refuses what the node cannot run, and says why
     When I PUT "/v1/workers/chat-0" on the hive:
       """
@@ -130,6 +145,8 @@ Feature: The hive runs and supervises workers
       | body                                                        | status | code                | text                          |
       | {"model": "tiny", "ctx_size": 1048576, "slots": 64}         | 507    | INSUFFICIENT_RAM    | available_bytes               |
       | {"model": "tiny", "backend": "metal"}                       | 400    | BACKEND_UNAVAILABLE | available: cpu                |
+      | {"model": "tiny", "backend": "cuda"}                        | 400    | BACKEND_UNAVAILABLE | carries no cuda backend       |
+      | {"model": "tiny", "drain_timeout": "later"}                 | 400    | INVALID_FIELD       | drain_timeout                 |
       | {"model": "tiny", "backend": "cpu", "device": 2}            | 400    | DEVICE_NOT_FOUND    | device 2 does not exist       |
       | {"model": "nope"}                                           | 404    | MODEL_NOT_FOUND     | provision it first            |
       | {"model": "tiny", "backend": "rocm"}                        | 400    | INVALID_FIELD       | allowed: cpu, cuda, metal     |
