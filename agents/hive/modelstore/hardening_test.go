@@ -88,6 +88,27 @@ func TestAliasOfAnotherModelNeverDeletesIt(t *testing.T) {
 	}
 }
 
+func TestLocalModelSwappedForALinkIsGone(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "m.gguf")
+	if _, err := gguf.SynthFile(context.Background(), p, "tiny", 1); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, t.TempDir(), Options{})
+	if _, err := s.Provision(context.Background(), "m", hiveapi.ModelSpec{Source: "file://" + p}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p, p+".real"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p+".real", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get("m"); ok {
+		t.Error("a local model replaced by a symbolic link is still served")
+	}
+}
+
 func TestLocalSourcesMustBeRegularFiles(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")

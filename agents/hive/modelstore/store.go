@@ -184,9 +184,15 @@ func (s *Store) Downloads() *DownloadStats { return &s.dl.Stats }
 // Dir is the folder model files are stored in.
 func (s *Store) Dir() string { return filepath.Join(s.dir, "models") }
 
-// present reports whether the entry's file is on disk with the catalogued size.
+// present reports whether the entry's file is on disk with the catalogued
+// size. A file:// model must still be a regular file itself: one replaced by
+// a symbolic link is gone.
 func present(m hiveapi.Model) bool {
-	fi, err := os.Stat(m.Path)
+	stat := os.Stat
+	if m.Provider == ProviderFile {
+		stat = os.Lstat
+	}
+	fi, err := stat(m.Path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == m.Size
 }
 
