@@ -259,3 +259,28 @@ func TestFullDiskIsInsufficientDisk(t *testing.T) {
 		})
 	}
 }
+
+func TestDownloadStats(t *testing.T) {
+	blob := []byte(strings.Repeat("rbee model bytes ", 20000))
+	tests := []struct {
+		name                     string
+		status                   int
+		fault                    func(n int) string
+		bytes, failures, resumes int64
+	}{
+		{name: "clean", bytes: int64(len(blob))},
+		{name: "cut once and resumed", fault: func(n int) string { return map[int]string{1: "cut"}[n] }, bytes: int64(len(blob)), resumes: 1},
+		{name: "404", status: 404, failures: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer((&faultServer{blob: blob, status: tt.status, fault: tt.fault}).handler(t))
+			defer srv.Close()
+			d := testDownloader()
+			_, _ = d.Get(context.Background(), Fetch{URL: srv.URL + "/r", Dest: filepath.Join(t.TempDir(), "x.gguf"), Describe: "x"})
+			if got := [3]int64{d.Stats.Bytes.Load(), d.Stats.Failures.Load(), d.Stats.Resumes.Load()}; got != [3]int64{tt.bytes, tt.failures, tt.resumes} {
+				t.Errorf("bytes, failures, resumes = %v, want %v", got, [3]int64{tt.bytes, tt.failures, tt.resumes})
+			}
+		})
+	}
+}
