@@ -137,21 +137,22 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, wk *worker, name 
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	tokens, done := 0, false
+	tokens, used, done := 0, 0, false
 	for {
 		if _, werr := w.Write(line); werr != nil {
 			return result{outcome: outcomeCancelled, tokens: tokens}
 		}
 		if data, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("data:")); ok {
 			data = bytes.TrimSpace(data)
-			switch {
-			case string(data) == "[DONE]":
+			if string(data) == "[DONE]" {
 				done = true
-			case carriesToken(data):
+			} else if text, n := chunkInfo(data); text {
 				if tokens == 0 {
 					s.metrics.ttft.WithLabelValues(up.model).Observe(time.Since(up.start).Seconds())
 				}
 				tokens++
+			} else if n > 0 {
+				used = n
 			}
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -167,7 +168,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, wk *worker, name 
 	}
 	_ = rc.Flush()
 	if done {
-		return result{outcome: outcomeOK, tokens: tokens}
+		// The usage counts the tokens whose text was an incomplete
+		// character, which sent no chunk.
+		return result{outcome: outcomeOK, tokens: max(tokens, used)}
 	}
 	if r.Context().Err() != nil {
 		return result{outcome: outcomeCancelled, tokens: tokens}
@@ -188,8 +191,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, wk *worker, name 
 	return result{outcome: outcomeWorkerDied, tokens: tokens}
 }
 
-// carriesToken reports whether a stream chunk carries generated text.
-func carriesToken(data []byte) bool {
+// chunkInfo reports whether a stream chunk carries generated text, and the
+// completion tokens of its usage (the last chunk has one).
+func chunkInfo(data []byte) (text bool, completionTokens int) {
 	var c struct {
 		Choices []struct {
 			Text  string `json:"text"`
@@ -197,11 +201,15 @@ func carriesToken(data []byte) bool {
 				Content string `json:"content"`
 			} `json:"delta"`
 		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
 	}
-	if json.Unmarshal(data, &c) != nil || len(c.Choices) == 0 {
-		return false
+	if json.Unmarshal(data, &c) != nil {
+		return false, 0
 	}
-	return c.Choices[0].Text != "" || c.Choices[0].Delta.Content != ""
+	text = len(c.Choices) > 0 && (c.Choices[0].Text != "" || c.Choices[0].Delta.Content != "")
+	return text, c.Usage.CompletionTokens
 }
 
 // copyHeaders passes the answer's content type and job id through and names
