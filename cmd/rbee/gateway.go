@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -34,6 +35,10 @@ every slot is busy it waits in a FIFO queue (--queue deep, for at most
 QUEUE_TIMEOUT. A worker that refuses before the first byte (busy, draining,
 unreachable) is retried on another; a draining worker gets nothing new.
 
+The configuration's gateway block (listen, api_keys_file, queue,
+queue_timeout) sets the defaults when --config names a file that has one;
+flags win over it.
+
 Workers come from the state that rbee apply records (--state, or .rbee beside
 --config), re-read every few seconds, and each one's /v1/ready is polled
 every second. Off loopback, --api-keys-file (0600, one key per line) is
@@ -43,6 +48,9 @@ required, and every request must send Authorization: Bearer KEY.`,
   curl localhost:8080/v1/chat/completions -d '{"model":"chat","messages":[{"role":"user","content":"Hi"}],"stream":true}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := gatewayBlock(cmd, &listen, &keysFile, &opts); err != nil {
+				return err
+			}
 			if err := checkListenAddr(listen); err != nil {
 				return exitCode(1, err)
 			}
@@ -89,4 +97,37 @@ required, and every request must send Authorization: Bearer KEY.`,
 	fs.BoolVar(&debug, "debug", false, "log debug messages")
 	addFleetFlags(cmd)
 	return cmd
+}
+
+// gatewayBlock takes the settings of the configuration's gateway block, when
+// the configuration exists and has one, for every flag not given.
+func gatewayBlock(cmd *cobra.Command, listen, keysFile *string, opts *gateway.Options) error {
+	if _, err := os.Stat(configPath(cmd)); err != nil {
+		if cmd.Flags().Changed("config") {
+			return exitCode(1, fmt.Errorf("--config %s: %w", configPath(cmd), err))
+		}
+		return nil // no configuration: the state alone describes the fleet
+	}
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	g := cfg.Gateway
+	if g == nil {
+		return nil
+	}
+	fs := cmd.Flags()
+	if !fs.Changed("listen") {
+		*listen = g.Listen
+	}
+	if !fs.Changed("api-keys-file") {
+		*keysFile = g.APIKeysFile
+	}
+	if !fs.Changed("queue") {
+		opts.Queue = g.Queue
+	}
+	if !fs.Changed("queue-timeout") {
+		opts.QueueTimeout = g.QueueTimeout
+	}
+	return nil
 }
