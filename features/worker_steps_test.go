@@ -95,6 +95,7 @@ func registerWorkerSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return ctx, nil
 	})
+	registerWorkerOpenAISteps(sc, ww)
 
 	sc.Step(`^the tiny worker model$`, func() error {
 		src, err := tinyWorkerModel()
@@ -103,15 +104,15 @@ func registerWorkerSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return os.Symlink(src, filepath.Join(w.dir, "tiny.gguf"))
 	})
-	sc.Step(`^a worker on the tiny model(?: with "([^"]*)")?$`, func(args string) error { return ww.start(args, false) })
-	sc.Step(`^a ready worker on the tiny model(?: with "([^"]*)")?$`, func(args string) error { return ww.start(args, true) })
+	sc.Step(`^a worker on the tiny model(?: with "([^"]*)")?$`, func(args string) error { return ww.start("tiny.gguf", args, false) })
+	sc.Step(`^a ready worker on the tiny model(?: with "([^"]*)")?$`, func(args string) error { return ww.start("tiny.gguf", args, true) })
 	sc.Step(`^the worker becomes ready$`, func() error { return ww.waitReady() })
 	sc.Step(`^a token file "([^"]*)" holding "([^"]*)"$`, func(name, tok string) error {
 		ww.token = tok
 		return os.WriteFile(filepath.Join(w.dir, name), []byte(tok+"\n"), 0o600)
 	})
 
-	sc.Step(`^I (GET|DELETE) "([^"]*)" (?:from|on) the worker$`, func(method, path string) error {
+	sc.Step(`^I (GET|DELETE|PUT) "([^"]*)" (?:from|on) the worker$`, func(method, path string) error {
 		return ww.do(method, path, nil, "")
 	})
 	sc.Step(`^I GET "([^"]*)" from the worker with the token "([^"]*)"$`, func(path, tok string) error {
@@ -458,15 +459,15 @@ func registerWorkerSteps(sc *godog.ScenarioContext, w *world) {
 	})
 }
 
-// start runs `rbee worker` on a free port in the background.
-func (ww *workerWorld) start(args string, ready bool) error {
+// start runs `rbee worker --model model` on a free port in the background.
+func (ww *workerWorld) start(model, args string, ready bool) error {
 	port, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
 	ww.w.vars["PORT"] = strconv.Itoa(port)
 	ww.url = "http://127.0.0.1:" + strconv.Itoa(port)
-	line := fmt.Sprintf("exec rbee worker --model tiny.gguf --port %d %s", port, ww.w.expand(args))
+	line := fmt.Sprintf("exec rbee worker --model %s --port %d %s", model, port, ww.w.expand(args))
 	p, err := ww.w.startBackground("worker", line)
 	if err != nil {
 		return err

@@ -97,18 +97,22 @@ func (s *Server) end(endpoint string, j *job) engine.Stats {
 	return st
 }
 
-// writeError answers with the error envelope and counts the request.
+// writeError answers with the error envelope and counts the request. The
+// OpenAI endpoints add OpenAI's "type" and "param" to it.
 func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	var e *api.Error
-	if errors.As(err, &e) {
-		if e.Status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		s.metrics.requests.WithLabelValues(endpoint, e.Code).Inc()
-	} else {
-		s.metrics.requests.WithLabelValues(endpoint, "INTERNAL").Inc()
+	if !errors.As(err, &e) {
+		e = &api.Error{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: err.Error()}
 	}
-	api.WriteError(w, err)
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	s.metrics.requests.WithLabelValues(endpoint, e.Code).Inc()
+	if endpoint == endpointInference {
+		api.WriteError(w, e)
+		return
+	}
+	writeOpenAIError(w, e)
 }
 
 // parseInference decodes and validates a native request body; it needs no
@@ -134,7 +138,7 @@ func parseInference(w http.ResponseWriter, r *http.Request, lim limits) (workera
 
 // handleInference is POST /v1/inference: native SSE.
 func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) {
-	const endpoint = "inference"
+	const endpoint = endpointInference
 	eng, err := s.engine()
 	if err != nil {
 		s.writeError(w, endpoint, err)

@@ -37,7 +37,9 @@ func (s *Server) hashModel(ctx context.Context) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
-		s.log.Warn("cannot hash the model file", "err", err)
+		if ctx.Err() == nil {
+			s.log.Warn("cannot hash the model file", "err", err)
+		}
 		return
 	}
 	sum := hex.EncodeToString(h.Sum(nil))

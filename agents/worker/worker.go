@@ -177,7 +177,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("worker listening", attrs...)
 
-	go s.hashModel(ctx)
+	hashCtx, stopHash := context.WithCancel(ctx)
+	hashed := make(chan struct{})
+	go func() { s.hashModel(hashCtx); close(hashed) }()
+	defer func() { stopHash(); <-hashed }() // nothing logs after Run returns
 	loaded := make(chan error, 1)
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
