@@ -85,8 +85,8 @@ func (d Diagnostics) writeOne(w *bufio.Writer, x *hcl.Diagnostic, color bool) {
 		if line, ok := sourceLine(d.Sources[x.Subject.Filename], x.Subject.Start.Line); ok {
 			num := fmt.Sprintf("%d", x.Subject.Start.Line)
 			pad := strings.Repeat(" ", len(num))
+			line, start := window(line, x.Subject.Start.Column-1)
 			fmt.Fprintf(w, "\n  %s | %s\n", num, strings.ReplaceAll(line, "\t", " "))
-			start := x.Subject.Start.Column - 1
 			width := x.Subject.End.Column - x.Subject.Start.Column
 			if x.Subject.End.Line != x.Subject.Start.Line || width < 1 {
 				width = 1
@@ -118,4 +118,22 @@ func sourceLine(src []byte, n int) (string, bool) {
 		}
 		src = rest
 	}
+}
+
+// window cuts a line longer than 160 bytes to the 160 around column start
+// (0-based), marking each cut with "...", and returns the column in the cut.
+func window(line string, start int) (string, int) {
+	const width, before = 160, 60
+	if len(line) <= width || start < 0 || start > len(line) {
+		return line, start
+	}
+	from := max(0, min(start-before, len(line)-width))
+	out := line[from:min(from+width, len(line))]
+	if from+width < len(line) {
+		out += "..."
+	}
+	if from > 0 {
+		out, start = "..."+out, start-from+3
+	}
+	return out, start
 }

@@ -24,12 +24,8 @@ var errTooLarge = errors.New("too large")
 // is larger, or that is not a regular file (a device, a pipe), is refused
 // before it is read into memory.
 func readSource(path string, budget int) ([]byte, *hcl.Diagnostic) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	// Stat before opening: opening a FIFO would wait for a writer.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}
 	}
@@ -37,6 +33,11 @@ func readSource(path string, budget int) ([]byte, *hcl.Diagnostic) {
 		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Not a regular file", Subject: fileStart(path),
 			Detail: fmt.Sprintf("%s is not a regular file (%s); point --config or -var-file at an HCL text file or a folder of them.", path, fi.Mode().Type())}
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, int64(budget)+1))
 	if err != nil {
 		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: fmt.Sprintf("%s: %v", path, err)}
