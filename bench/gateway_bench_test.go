@@ -1,0 +1,326 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rbee-dev/rbee/applier"
+	"github.com/rbee-dev/rbee/gateway"
+	"github.com/rbee-dev/rbee/internal/testsshd"
+	"github.com/rbee-dev/rbee/state"
+)
+
+// Settings of the gateway benchmark.
+const (
+	gwRuns         = 7                // interleaved time-to-first-token runs of each path
+	gwDecodeTokens = 32               // tokens of each stream of the aggregate decode test
+	gwOverload     = 30 * time.Second // how long the overload test runs
+	gwTurns        = 4                // turns of each multi-turn conversation
+	gwChats        = 8                // conversations
+)
+
+// BenchmarkGateway measures rbee gateway on a fleet brought up with `rbee
+// apply` on this machine (2 workers × 2 slots of the TinyLlama-shaped Q4_0
+// synth model), in one run:
+//  1. time to first token of a short prompt through the gateway ÷ straight to
+//     a worker (goal ≤ 1.02);
+//  2. aggregate decode tok/s of 4 concurrent streams through the gateway ÷ the
+//     same 4 sent straight to the workers (goal ≥ 0.98);
+//  3. overload: 4× as many clients as slots for 30 s, no errors, queue wait
+//     p50/p99 and completed requests per client max ÷ min (goal ≤ 1.5);
+//  4. multi-turn: 8 conversations × 4 turns, mean time to first token with
+//     prefix affinity ÷ without (goal ≤ 0.5 once the engine keeps prompts).
+func BenchmarkGateway(b *testing.B) {
+	bin := rbeeBinary(b)
+	model := benchModel(b, bin)
+	dir := b.TempDir()
+	gatewayBenchFleet(b, bin, dir, model)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := state.Open(ctx, filepath.Join(dir, ".rbee"), state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := applier.NewTokens(st.Dir()).Get("local")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var workers []string
+	for _, w := range snap.Workers {
+		workers = append(workers, w.URL)
+	}
+	slices.Sort(workers)
+	affine := startGateway(ctx, b, st, false)
+	plain := startGateway(ctx, b, st, true)
+	for range b.N {
+		ttftRatio(b, affine, workers[0], tok)
+		decodeRatio(b, affine, workers, tok)
+		overload(b, affine)
+		multiTurn(b, affine, plain)
+	}
+}
+
+// gatewayBenchFleet applies 2 workers × 2 slots; destroyed at the end.
+func gatewayBenchFleet(b *testing.B, bin, dir, model string) {
+	port, err := testsshd.FreePort("127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "rbee.hcl")
+	body := fmt.Sprintf("node \"local\" {\n  connection = \"local\"\n  hive_port  = %d\n}\nmodel \"bench\" {\n  source = \"file://%s\"\n}\n"+
+		"pool \"bench\" {\n  model    = \"bench\"\n  nodes    = [\"local\"]\n  replicas = 2\n  slots    = 2\n  ctx_size = 2048\n}\n", port, model)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	rbee := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, append(args, "--config", cfg)...)
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		return cmd.CombinedOutput()
+	}
+	b.Cleanup(func() {
+		if out, err := rbee("destroy", "-auto-approve"); err != nil {
+			b.Logf("rbee destroy: %v\n%s", err, out)
+		}
+		testsshd.StopProcessesUnder(dir)
+	})
+	if out, err := rbee("apply", "-auto-approve"); err != nil {
+		b.Fatalf("rbee apply: %v\n%s", err, out)
+	}
+}
+
+// startGateway serves a gateway in this process on a free port and returns
+// its URL once it sees the workers.
+func startGateway(ctx context.Context, b *testing.B, st *state.Store, noAffinity bool) string {
+	g, err := gateway.New(gateway.Options{State: st, Queue: 1000, QueueTimeout: 5 * time.Minute, NoPrefixAffinity: noAffinity})
+	if err != nil {
+		b.Fatal(err)
+	}
+	port, err := testsshd.FreePort("127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	go func() { _ = g.Serve(ctx, addr) }()
+	url := "http://" + addr
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if resp, err := http.Get(url + "/v1/models"); err == nil {
+			resp.Body.Close()
+			select {
+			case <-g.Ready():
+				return url
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the gateway did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stream sends a streamed completion to base (a gateway or a worker) and
+// returns the time to the first token chunk, the number of token chunks and
+// the total time.
+func stream(base, token, model, prompt string, n int) (ttft time.Duration, tokens int, total time.Duration, err error) {
+	body := fmt.Sprintf(`{"model":%q,"prompt":%q,"max_tokens":%d,"temperature":0,"seed":1,"ignore_eos":true,"stream":true}`, model, prompt, n)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, 0, fmt.Errorf("%s answered %s", base, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"finish_reason":null`) {
+			if tokens == 0 {
+				ttft = time.Since(start)
+			}
+			tokens++
+		}
+		if line == "data: [DONE]" {
+			return ttft, tokens, time.Since(start), nil
+		}
+	}
+	return ttft, tokens, time.Since(start), fmt.Errorf("the stream from %s ended before [DONE]", base)
+}
+
+func ttftRatio(b *testing.B, gw, worker, token string) {
+	var direct, through []float64
+	for i := range gwRuns + 1 {
+		paths := []func() (time.Duration, int, time.Duration, error){
+			func() (time.Duration, int, time.Duration, error) { return stream(worker, token, "bench", inferPrompt, 2) },
+			func() (time.Duration, int, time.Duration, error) { return stream(gw, "", "bench", inferPrompt, 2) },
+		}
+		var got [2]float64
+		for k := range paths {
+			p := (i + k) % 2
+			t, _, _, err := paths[p]()
+			if err != nil {
+				b.Fatal(err)
+			}
+			got[p] = millis(t)
+		}
+		if i > 0 {
+			direct, through = append(direct, got[0]), append(through, got[1])
+		}
+	}
+	md, mg := median(direct), median(through)
+	b.ReportMetric(mg/md, "gateway/direct-ttft")
+	b.Logf("time to first token, median of %d (load average %s): direct %.1f ms, through the gateway %.1f ms: %.3f× (goal ≤ 1.02)", gwRuns, loadAverage(), md, mg, mg/md)
+}
+
+// concurrent runs n streams at once, to the targets in turn, and returns
+// the tokens per second of all of them together.
+func concurrent(b *testing.B, targets []string, token string, n int) float64 {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	tokens := 0
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, t, _, err := stream(targets[i%len(targets)], token, "bench", fmt.Sprintf("Story %d: once upon a time", i), gwDecodeTokens)
+			if err != nil {
+				b.Error(err)
+			}
+			mu.Lock()
+			tokens += t
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(tokens) / time.Since(start).Seconds()
+}
+
+func decodeRatio(b *testing.B, gw string, workers []string, token string) {
+	var direct, through []float64
+	for i := range 3 {
+		d := concurrent(b, workers, token, 4)
+		g := concurrent(b, []string{gw}, "", 4)
+		if i%2 == 1 { // alternate which goes first
+			g = concurrent(b, []string{gw}, "", 4)
+			d = concurrent(b, workers, token, 4)
+		}
+		direct, through = append(direct, d), append(through, g)
+	}
+	md, mg := median(direct), median(through)
+	b.ReportMetric(mg/md, "gateway/direct-decode")
+	b.Logf("aggregate decode, 4 streams × %d tokens on 2 workers × 2 slots, median of 3: direct %.1f tok/s, through the gateway %.1f tok/s: %.3f× (goal ≥ 0.98)", gwDecodeTokens, md, mg, mg/md)
+}
+
+func overload(b *testing.B, gw string) {
+	const clients = 16 // 4× the 4 slots
+	done := make([]int, clients)
+	var waits []float64
+	var mu sync.Mutex
+	errs := 0
+	end := time.Now().Add(gwOverload)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				ttft, _, _, err := stream(gw, "", "bench", fmt.Sprintf("Client %d asks: once upon a time", c), 4)
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					done[c]++
+					waits = append(waits, millis(ttft))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(waits)
+	pct := func(p float64) float64 {
+		if len(waits) == 0 {
+			return 0
+		}
+		return waits[min(len(waits)-1, int(p*float64(len(waits))))]
+	}
+	lo, hi := slices.Min(done), slices.Max(done)
+	fair := float64(hi) / float64(max(lo, 1))
+	b.ReportMetric(float64(errs), "overload-errors")
+	b.ReportMetric(fair, "overload-max/min")
+	b.Logf("overload, %d clients on 4 slots for %s: %d requests, %d errors; time to first token (queue wait included) p50 %.0f ms, p99 %.0f ms; completed per client %d to %d: max/min %.2f (goal ≤ 1.5)",
+		clients, gwOverload, len(waits), errs, pct(0.5), pct(0.99), lo, hi, fair)
+}
+
+// conversation runs one multi-turn chat through gw and returns the time to
+// first token of each turn after the first.
+func conversation(gw string, id int) ([]float64, error) {
+	history := fmt.Sprintf("Conversation %d. The user and the assistant talk about a village at the edge of a great forest, its people, and the stories they tell.", id)
+	var out []float64
+	for turn := range gwTurns {
+		history += fmt.Sprintf("\nUser: tell me more, part %d.\nAssistant:", turn)
+		ttft, _, _, err := stream(gw, "", "bench", history, 8)
+		if err != nil {
+			return nil, err
+		}
+		if turn > 0 {
+			out = append(out, millis(ttft))
+		}
+		history += " and so the story goes on."
+	}
+	return out, nil
+}
+
+func multiTurn(b *testing.B, affine, plain string) {
+	mean := func(gw string) float64 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var all []float64
+		for c := range gwChats {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t, err := conversation(gw, c)
+				if err != nil {
+					b.Error(err)
+				}
+				mu.Lock()
+				all = append(all, t...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		s := 0.0
+		for _, x := range all {
+			s += x
+		}
+		return s / float64(max(len(all), 1))
+	}
+	without := mean(plain)
+	with := mean(affine)
+	b.ReportMetric(with/without, "affinity/plain-ttft")
+	b.Logf("multi-turn, %d conversations × %d turns on 2 workers: mean time to first token of later turns with prefix affinity %.0f ms, without (most free slots) %.0f ms: %.3f× (goal ≤ 0.5 once the engine keeps prompts)",
+		gwChats, gwTurns, with, without, with/without)
+}
