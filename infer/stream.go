@@ -75,7 +75,13 @@ func (r *Router) stream(ctx context.Context, c *candidate, req Request, sink Sin
 		return &GoneError{Worker: c.worker.Name(), URL: c.worker.URL, Err: err}
 	}
 	if sctx.Err() != nil || at.events > 0 || !api.FromServer(err) {
-		r.cancelJob(ctx, cl, c, req.Params.JobID)
+		wait := 3 * time.Second
+		if errors.Is(context.Cause(sctx), errStalled) {
+			// A hung worker answers late if at all; closing the stream frees
+			// its slot when it wakes up, so do not hold the user up for it.
+			wait = time.Second
+		}
+		r.cancelJob(ctx, cl, c, req.Params.JobID, wait)
 	}
 	return r.streamError(ctx, sctx, c, at, err)
 }
@@ -101,9 +107,9 @@ func (r *Router) streamError(ctx, sctx context.Context, c *candidate, at attempt
 }
 
 // cancelJob asks the worker to stop the job so that its slot is freed at
-// once; it gives up after 3 s (a hung worker does not answer).
-func (r *Router) cancelJob(ctx context.Context, cl *workerapi.Client, c *candidate, jobID string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+// once; it gives up after wait (a hung worker does not answer).
+func (r *Router) cancelJob(ctx context.Context, cl *workerapi.Client, c *candidate, jobID string, wait time.Duration) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	defer cancel()
 	if err := cl.Cancel(cctx, jobID); err != nil && !api.HasStatus(err, http.StatusNotFound) && !refused(err) {
 		r.log().Warn("could not cancel the job on the worker", "worker", c.worker.Name(), "job", jobID, "err", err)
