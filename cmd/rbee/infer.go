@@ -24,24 +24,8 @@ import (
 // errTerminated is the cancel cause for SIGTERM (exit 143).
 var errTerminated = errors.New("terminated")
 
-func newInferCmd() *cobra.Command {
-	var (
-		req     infer.Request
-		prompt  string
-		maxTok  int
-		temp    float64
-		seed    int64
-		topP    float64
-		topK    int
-		asJSON  bool
-		timeout time.Duration
-		stall   time.Duration
-		gw      infer.Gateway
-	)
-	cmd := &cobra.Command{
-		Use:   "infer --model NAME --prompt TEXT",
-		Short: "Stream tokens from a ready worker of a model",
-		Long: `Send a prompt to the least loaded ready worker of a model and stream the
+// inferLong is the --help text of rbee infer.
+const inferLong = `Send a prompt to the least loaded ready worker of a model and stream the
 generated tokens to stdout as they come; the worker used and the prompt and
 decode speeds go to stderr (--json writes one JSON event per line instead).
 
@@ -65,7 +49,26 @@ With no ready worker it fails and says which pool to apply; --ephemeral starts
 a temporary worker through the hive of a node that has the model instead, and
 stops it afterwards. --prompt - reads the prompt from stdin.
 
-Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
+Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`
+
+func newInferCmd() *cobra.Command {
+	var (
+		req     infer.Request
+		prompt  string
+		maxTok  int
+		temp    float64
+		seed    int64
+		topP    float64
+		topK    int
+		asJSON  bool
+		timeout time.Duration
+		stall   time.Duration
+		gw      infer.Gateway
+	)
+	cmd := &cobra.Command{
+		Use:   "infer --model NAME --prompt TEXT",
+		Short: "Stream tokens from a ready worker of a model",
+		Long:  inferLong,
 		Example: `  rbee infer --model tiny --prompt "Once upon a time" --max-tokens 32
   rbee infer --model tiny --prompt "Hello" --temperature 0 --json
   rbee infer --model tiny --prompt "Hello" --stall-timeout 10s --timeout 2m
@@ -99,13 +102,8 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 			if stall < 0 || timeout < 0 {
 				return exitCode(1, errors.New("--timeout and --stall-timeout must not be negative (0 = no limit)"))
 			}
-			if gw.URL != "" {
-				if req.Ephemeral || req.Node != "" || req.Pool != "" {
-					return exitCode(1, errors.New("--gateway routes the request itself: leave out --node, --pool and --ephemeral (name a pool with --model)"))
-				}
-				if gw.APIKey == "" {
-					gw.APIKey = os.Getenv("RBEE_API_KEY")
-				}
+			if err := checkGateway(&gw, req); err != nil {
+				return exitCode(1, err)
 			}
 			return runInfer(cmd, req, asJSON, timeout, stall, gw)
 		},
@@ -131,6 +129,21 @@ Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 143 terminated.`,
 	_ = cmd.MarkFlagRequired("prompt")
 	addFleetFlags(cmd)
 	return cmd
+}
+
+// checkGateway refuses routing flags that --gateway cannot honour and takes
+// the API key from RBEE_API_KEY when --api-key is not given.
+func checkGateway(gw *infer.Gateway, req infer.Request) error {
+	if gw.URL == "" {
+		return nil
+	}
+	if req.Ephemeral || req.Node != "" || req.Pool != "" {
+		return errors.New("--gateway routes the request itself: leave out --node, --pool and --ephemeral (name a pool with --model)")
+	}
+	if gw.APIKey == "" {
+		gw.APIKey = os.Getenv("RBEE_API_KEY")
+	}
+	return nil
 }
 
 // runInfer routes the request and maps the outcome to the exit status.
