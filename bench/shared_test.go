@@ -5,10 +5,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
+
+// benchRounds is how many interleaved rounds a benchmark takes the median
+// of: 5, or $RBEE_BENCH_ROUNDS.
+func benchRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("RBEE_BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
+}
 
 // rbeeBinary is the binary under test ($RBEE_BIN); the benchmark is skipped without it.
 func rbeeBinary(b *testing.B) string {

@@ -52,10 +52,7 @@ func BenchmarkWorker(b *testing.B) {
 	threads := cpu.PhysicalCores()
 	b.Logf("model %s, %d threads (physical cores), %d logical CPUs", model, threads, runtime.NumCPU())
 
-	rounds := 5
-	if n, err := strconv.Atoi(os.Getenv("RBEE_BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := benchRounds()
 	for range b.N {
 		// The testing package keeps only the first lines of a benchmark's log,
 		// so the results go to stdout as well.

@@ -20,7 +20,7 @@ var (
 )
 
 // tinyModel writes the tiny synth model once per test binary.
-func tinyModel(t *testing.T) string {
+func tinyModel(t testing.TB) string {
 	t.Helper()
 	tinyOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "rbee-engine-test")

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -11,12 +10,15 @@ import (
 // JSONSchemaGrammar converts a JSON schema into a GBNF grammar for
 // Request.Grammar, so that the output is JSON that matches the schema.
 func JSONSchemaGrammar(schema []byte) (string, error) {
-	if !json.Valid(schema) {
-		return "", fmt.Errorf("%w: the JSON schema is not valid JSON", ErrRequest)
+	if err := checkSchema(schema); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRequest, err)
 	}
 	g := llama.SchemaToGrammar(schema)
 	if len(g) == 0 {
 		return "", fmt.Errorf("%w: the JSON schema cannot be turned into a grammar (is it a JSON schema object?)", ErrRequest)
+	}
+	if err := checkRepetitions(string(g)); err != nil {
+		return "", fmt.Errorf("%w: the JSON schema asks for too much: %w", ErrRequest, err)
 	}
 	return string(g), nil
 }
@@ -39,6 +41,9 @@ func JSONObjectGrammar() string { return jsonObject() }
 func (e *Engine) checkGrammar(grammar string) error {
 	if grammar == "" {
 		return nil
+	}
+	if err := checkRepetitions(grammar); err != nil {
+		return fmt.Errorf("%w: the grammar is refused: %w", ErrRequest, err)
 	}
 	var ok bool
 	lines := captureErrors(func() { ok = grammarParses(e.model, grammar) })

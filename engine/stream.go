@@ -203,6 +203,8 @@ func (e *Engine) run() {
 			select {
 			case s := <-e.admit:
 				active = append(active, e.begin(s))
+			case f := <-e.exclusive:
+				f()
 			case <-e.quit:
 				e.stopAll(active)
 				return
