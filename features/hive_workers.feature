@@ -119,7 +119,7 @@ Feature: The hive runs and supervises workers
     When I DELETE "/v1/models/tiny" on the hive
     Then the hive answers 204
 
-  Scenario: A deleted worker drains the requests in flight before it stops
+  Scenario: A deleted worker drains the requests in flight before it stops, and other workers can change meanwhile
     When I PUT "/v1/workers/chat-0" on the hive:
       """
       {"model": "tiny", "slots": 1, "ctx_size": 1024, "drain_timeout": "5m"}
@@ -128,6 +128,17 @@ Feature: The hive runs and supervises workers
     When I start an inference of 400 tokens on the worker "chat-0"
     And I start a DELETE of "/v1/workers/chat-0" on the hive
     Then the worker "chat-0" becomes "draining"
+    When I PUT "/v1/workers/chat-0" on the hive:
+      """
+      {"model": "tiny", "slots": 1, "ctx_size": 1024, "drain_timeout": "5m"}
+      """
+    Then the hive answers 409
+    And the hive's JSON "error.code" is "WORKER_STOPPING"
+    When I PUT "/v1/workers/chat-1?wait=false" on the hive:
+      """
+      {"model": "tiny", "slots": 1, "ctx_size": 512}
+      """
+    Then the hive answers 201
     And the inference ends with "max_tokens"
     And the started request answers 204
 

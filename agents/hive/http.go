@@ -277,6 +277,9 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 	h.mu.Lock()
 	old := h.workers[id]
 	h.mu.Unlock()
+	if old != nil && old.deleting {
+		return nil, 0, api.Errorf(http.StatusConflict, "WORKER_STOPPING", "worker %q is being deleted (draining its requests); put it again once the delete has finished", id)
+	}
 	if old != nil && old.hash == hash {
 		old.start() // no-op while it runs
 		return old, http.StatusOK, nil
@@ -338,22 +341,35 @@ func (h *Hive) deleteWorker(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
+	if err := h.deleteWorkerRun(wk); err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteWorkerRun stops a worker (draining it first) and forgets it. The
+// drain runs outside opMu, so other workers can be changed meanwhile; the
+// worker stays listed, as draining, until it has stopped.
+func (h *Hive) deleteWorkerRun(wk *supervised) error {
+	h.opMu.Lock()
+	wk.deleting = true
+	h.opMu.Unlock()
+	wk.stopAndWait()
 	h.opMu.Lock()
 	defer h.opMu.Unlock()
-	wk.stopAndWait()
 	h.mu.Lock()
 	if h.workers[wk.id] == wk {
 		delete(h.workers, wk.id)
 		h.ports.fix(wk.id, 0)
 	}
-	err = h.saveIntentionsLocked()
+	err := h.saveIntentionsLocked()
 	h.mu.Unlock()
 	if err != nil {
-		api.WriteError(w, fmt.Errorf("persist the worker list: %w", err))
-		return
+		return fmt.Errorf("persist the worker list: %w", err)
 	}
 	h.log.Info("worker deleted", "worker", wk.id)
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (h *Hive) workerLogs(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,7 @@ type supervised struct {
 	done     chan struct{} // closed when the current run has ended
 	running  bool
 	drainFor time.Duration // how long the stop in progress lets requests finish
+	deleting bool          // guarded by Hive.opMu: a DELETE is stopping it
 
 	hint chan struct{} // the worker's ready callback: poll now
 }
@@ -226,6 +227,9 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 		"--threads", strconv.Itoa(s.cfg.Threads),
 		"--worker-id", s.id,
 		"--callback-url", s.h.callbackURL(s.id),
+	}
+	if s.cfg.FlashAttn {
+		args = append(args, "--flash-attn")
 	}
 	if s.h.cfg.TokenFile != "" {
 		args = append(args, "--token-file", s.h.cfg.TokenFile)
