@@ -33,7 +33,6 @@ func (s *supervised) drain(client *workerapi.Client, exited chan error) {
 	s.mu.Lock()
 	limit := s.drainFor
 	s.mu.Unlock()
-	s.update(func(st *hiveapi.WorkerStatus) { st.State = hiveapi.StateDraining })
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := client.Drain(ctx); err != nil {
@@ -42,6 +41,7 @@ func (s *supervised) drain(client *workerapi.Client, exited chan error) {
 		}
 		return
 	}
+	s.update(func(st *hiveapi.WorkerStatus) { st.State = hiveapi.StateDraining })
 	s.logs.Note(fmt.Sprintf("draining for at most %s", limit))
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
