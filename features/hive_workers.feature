@@ -67,6 +67,8 @@ Feature: The hive runs and supervises workers
       """
     Then the hive answers 422
     And the hive's JSON "error.code" is "INVALID_MODEL"
+    And the hive's answer contains "magic bytes"
+    And the hive's answer does not contain "garb"
 
   Scenario: A worker that is not ready within its load timeout is reported with its last output
     When I PUT "/v1/workers/chat-0" on the hive:

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/engine/cpu"
@@ -104,7 +105,7 @@ func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources)
 	}
 	kv, err := ReadKVShape(m.Path)
 	if err != nil {
-		return api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "model %q (%s) cannot be read: %v", m.Name, m.Path, err)
+		return api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "model %q (%s) cannot be read: %s", m.Name, m.Path, modelstore.ReadErrorText(err))
 	}
 	req := EstimateMemory(m.Size, kv, cfg.CtxSize, cfg.Slots)
 	details := map[string]any{

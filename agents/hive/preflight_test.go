@@ -2,6 +2,8 @@ package hive
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,6 +98,20 @@ func TestPreflightGPUBackendOnceBuilt(t *testing.T) {
 				t.Fatalf("preflight = %v, want %s containing %q", err, tt.wantCode, tt.wantText)
 			}
 		})
+	}
+}
+
+// A catalogued file replaced by something else is refused without showing
+// what it now holds.
+func TestPreflightNeverEchoesTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(p, []byte("root:x:0:0:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := preflight(hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 512, Slots: 1}, hiveapi.Model{Name: "m", Path: p, Size: 18}, hiveapi.Resources{Backends: []string{"cpu"}})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != "INVALID_MODEL" || !strings.Contains(ae.Message, "magic bytes") || strings.Contains(ae.Message, "root") {
+		t.Fatalf("preflight = %v, want INVALID_MODEL without the file's bytes", err)
 	}
 }
 

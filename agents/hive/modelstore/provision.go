@@ -64,12 +64,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 	gf, err := gguf.ReadFile(got.path)
 	if err != nil {
 		discard()
-		msg := err.Error()
-		if errors.Is(err, gguf.ErrNotGGUF) {
-			// Never echo the bytes: the file may be anything readable by the hive.
-			msg = "it does not start with the \"GGUF\" magic bytes"
-		}
-		return hiveapi.Model{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "%s is not a usable GGUF model: %s", ref, msg)
+		return hiveapi.Model{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "%s is not a usable GGUF model: %s", ref, ReadErrorText(err))
 	}
 	sm := gf.Summary()
 	return hiveapi.Model{
@@ -173,6 +168,16 @@ func (s *Store) writeErr(folder, what string, err error) error {
 		return insufficientDisk(what, s.Dir(), 0, free)
 	}
 	return fmt.Errorf("create the model folder %s: %w", folder, err)
+}
+
+// ReadErrorText is the text of an error from reading a GGUF file, safe to
+// show to an API client: a file that is not GGUF at all is named as such,
+// never with its first bytes (it may be anything the hive can read).
+func ReadErrorText(err error) string {
+	if errors.Is(err, gguf.ErrNotGGUF) {
+		return "it does not start with the \"GGUF\" magic bytes"
+	}
+	return err.Error()
 }
 
 // removeIfEmpty removes a model folder that a failed provisioning left empty,
