@@ -26,16 +26,25 @@ import (
 // DefaultParallelism is how many steps run at once unless told otherwise.
 const DefaultParallelism = 10
 
+// Recorder is the state an applier reads and records every finished step
+// in; state.Store is one.
+type Recorder interface {
+	Dir() string // the local state folder, beside which hive tokens are kept
+	Snapshot(ctx context.Context) (*state.Snapshot, error)
+	Put(ctx context.Context, records ...state.Record) error
+	Delete(ctx context.Context, addrs ...state.Addr) error
+}
+
 // Applier executes plans against the fleet and records the results in Store.
 type Applier struct {
-	Store       *state.Store
+	Store       Recorder
 	Tokens      Tokens    // where hive tokens are kept (NewTokens(Store.Dir()))
 	Out         io.Writer // progress lines and the summary
 	Parallelism int       // steps at once; 0 means DefaultParallelism
 }
 
 // New returns an applier for store that writes progress to out.
-func New(store *state.Store, out io.Writer) *Applier {
+func New(store Recorder, out io.Writer) *Applier {
 	return &Applier{Store: store, Tokens: NewTokens(store.Dir()), Out: out, Parallelism: DefaultParallelism}
 }
 
@@ -392,15 +401,7 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	if after.ID != "" {
 		id = after.ID
 	}
-	cfg := hiveapi.WorkerConfig{Model: after.Model, Slots: after.Slots, CtxSize: after.CtxSize, Threads: after.Threads,
-		Backend: after.Backend, Device: after.Device, Pool: after.Pool, Port: after.Port}
-	if after.IdleTimeout > 0 {
-		cfg.IdleTimeout = after.IdleTimeout.String()
-	}
-	if after.LoadTimeout > 0 {
-		cfg.LoadTimeout = after.LoadTimeout.String()
-	}
-	st, err := cl.PutWorker(ctx, id, cfg, true)
+	st, err := cl.PutWorker(ctx, id, workerConfig(after), true)
 	if err != nil {
 		return fmt.Errorf("start worker %s on %s: %w%s", id, c.Addr.Node, err, e.workerLogs(ctx, cl, id))
 	}
@@ -416,6 +417,19 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	rec.UpdatedAt = time.Now().UTC()
 	e.setDetail(c.Addr, fmt.Sprintf("%s, pid %d", st.URL, st.PID))
 	return store.Put(ctx, rec)
+}
+
+// workerConfig is what the hive is asked to run for the desired worker w.
+func workerConfig(w *state.WorkerRecord) hiveapi.WorkerConfig {
+	duration := func(d time.Duration) string {
+		if d <= 0 {
+			return ""
+		}
+		return d.String()
+	}
+	return hiveapi.WorkerConfig{Model: w.Model, Pool: w.Pool, Port: w.Port, Slots: w.Slots, CtxSize: w.CtxSize,
+		Threads: w.Threads, Backend: w.Backend, Device: w.Device, FlashAttn: w.FlashAttn,
+		IdleTimeout: duration(w.IdleTimeout), LoadTimeout: duration(w.LoadTimeout), DrainTimeout: duration(w.DrainTimeout)}
 }
 
 // workerLogs returns the last lines a worker wrote, for error messages.

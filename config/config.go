@@ -8,10 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // Connection kinds of a node.
@@ -32,16 +32,14 @@ const (
 	DefaultHivePort      = hiveapi.DefaultPort
 	DefaultInstallDir    = "/opt/rbee" // for SSH nodes; local nodes use <state dir>/nodes/<name>
 	DefaultReplicas      = 1
-	DefaultBackend       = "cpu"
-	DefaultDevice        = 0
-	DefaultCtxSize       = hiveapi.DefaultCtxSize
-	DefaultSlots         = hiveapi.DefaultSlots
-	DefaultThreads       = 0
+	DefaultBackend       = spec.DefaultBackend
+	DefaultCtxSize       = spec.DefaultCtxSize
+	DefaultSlots         = spec.DefaultSlots
 	DefaultModelRevision = "main"
 )
 
 // Backends lists the accepted values of a pool's backend attribute.
-var Backends = []string{"cpu", "cuda", "metal"}
+var Backends = []string{spec.BackendCPU, spec.BackendCUDA, spec.BackendMetal}
 
 // Config is the desired state described by one HCL file or a folder of them,
 // after variables are resolved and defaults applied. Slices are sorted by name.
@@ -103,20 +101,16 @@ type Model struct {
 	bad       map[string]bool
 }
 
-// Pool is a set of identical workers of one model, Replicas per node.
+// Pool is a set of identical workers of one model, Replicas per node. The
+// settings each worker gets (ctx_size, slots, flash_attn, ...) are declared
+// once, in spec.Worker.
 type Pool struct {
-	Name        string        `json:"name"`
-	Model       string        `json:"model"`
-	Nodes       []string      `json:"nodes"`
-	Replicas    int           `json:"replicas"`
-	Backend     string        `json:"backend"`
-	Device      int           `json:"device"`
-	CtxSize     int           `json:"ctx_size"`
-	Slots       int           `json:"slots"`
-	Threads     int           `json:"threads"`
-	Port        int           `json:"port,omitempty"` // first worker port on each node; 0 = the hive picks (8001 and up)
-	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
-	LoadTimeout time.Duration `json:"load_timeout,omitempty"`
+	Name     string   `json:"name"`
+	Model    string   `json:"model"`
+	Nodes    []string `json:"nodes"`
+	Replicas int      `json:"replicas"`
+	Port     int      `json:"port,omitempty"` // first worker port on each node; 0 = the hive picks (8001 and up)
+	spec.Worker
 
 	DeclRange hcl.Range `json:"-"`
 	ranges    map[string]hcl.Range

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // MaxNameLen is the longest node, model or pool name: a DNS label, so that a
@@ -25,10 +26,10 @@ const MaxNameLen = min(63, hiveapi.MaxNameLen)
 // Limits of pool attributes. They are the limits every hive enforces on
 // PUT /v1/workers, so a file that validates is never refused there.
 const (
-	MaxSlots   = hiveapi.MaxSlots   // parallel sequences per worker
-	MinCtxSize = hiveapi.MinCtxSize // tokens per slot
-	MaxCtxSize = hiveapi.MaxCtxSize // tokens per slot
-	MaxDevice  = hiveapi.MaxDevice  // GPU index
+	MaxSlots   = spec.MaxSlots   // parallel sequences per worker
+	MinCtxSize = spec.MinCtxSize // tokens per slot
+	MaxCtxSize = spec.MaxCtxSize // tokens per slot
+	MaxDevice  = spec.MaxDevice  // GPU index
 )
 
 var (

@@ -29,7 +29,7 @@ Feature: rbee watch keeps the fleet equal to the file
     And the daemon status "last_plan.trigger" becomes "file"
 
   Scenario: files added to and removed from a watched folder count
-    Given the daemon runs with "--config . --interval 1m"
+    Given the daemon runs with "--config . --interval 1m --allow-destroy"
     Then the local hive comes to run 1 ready worker of pool "chat"
     Given a file "more.hcl" with:
       """
@@ -46,6 +46,27 @@ Feature: rbee watch keeps the fleet equal to the file
     Then the local hive comes to run 0 ready workers of pool "extra"
     And the local hive comes to run 1 ready worker of pool "chat"
     And the daemon status "last_apply.destroyed" becomes "1"
+
+  Scenario: without --allow-destroy the daemon reports a deleting plan and deletes nothing
+    Given the daemon runs with "--config . --interval 1m"
+    Then the local hive comes to run 1 ready worker of pool "chat"
+    Given a file "more.hcl" with:
+      """
+      pool "extra" {
+        model    = "tiny"
+        nodes    = ["local"]
+        replicas = 1
+        slots    = 1
+        ctx_size = 256
+      }
+      """
+    Then the local hive comes to run 1 ready worker of pool "extra"
+    When I run "rm more.hcl"
+    Then the daemon status "last_error.stage" becomes "approval"
+    And the local hive comes to run 1 ready worker of pool "extra"
+    When I run "rbee plan -detailed-exitcode -lock=false --config ."
+    Then the exit code is 2
+    And stdout contains "- worker.extra[local/0]"
 
   Scenario: an invalid edit is reported and tears nothing down; the fix is applied
     Given the daemon runs with "--interval 2s"

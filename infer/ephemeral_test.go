@@ -11,6 +11,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/spec"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -45,7 +46,7 @@ func TestEphemeralWorkerKeepsThePoolContext(t *testing.T) {
 	if err := st.Put(ctx,
 		state.NodeRecord{Name: "local", Connection: "local", HiveURL: hive.URL, Status: state.NodeReady},
 		state.ModelRecord{Node: "local", Name: "tiny", Status: state.ModelReady},
-		state.WorkerRecord{Pool: "chat", Node: "local", Model: "tiny", ID: "chat-0", State: state.WorkerStopped, Slots: 4, CtxSize: 1024},
+		state.WorkerRecord{Pool: "chat", Node: "local", Model: "tiny", ID: "chat-0", State: state.WorkerStopped, Worker: spec.Worker{Slots: 4, CtxSize: 1024}},
 	); err != nil {
 		t.Fatal(err)
 	}

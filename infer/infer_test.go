@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/spec"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -94,7 +95,7 @@ func fleet(t *testing.T, model string, workers ...*fakeWorker) *state.Store {
 	recs := []state.Record{state.NodeRecord{Name: "local", Connection: "local", HivePort: 9200, Status: state.NodeReady}}
 	for i, w := range workers {
 		recs = append(recs, state.WorkerRecord{Pool: "chat", Node: "local", Index: i, Model: model,
-			ID: fmt.Sprintf("chat-%d", i), URL: w.srv.URL, State: state.WorkerIdle, Slots: 4, CtxSize: 1024})
+			ID: fmt.Sprintf("chat-%d", i), URL: w.srv.URL, State: state.WorkerIdle, Worker: spec.Worker{Slots: 4, CtxSize: 1024}})
 	}
 	if err := st.Put(ctx, recs...); err != nil {
 		t.Fatal(err)

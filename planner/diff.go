@@ -14,6 +14,7 @@ import (
 
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/spec"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -55,13 +56,11 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 			}
 			r.BinarySHA256 = sum
 		}
-		r.ConfigHash = hashOf(nodeDesired(r))
 		s.Nodes[r.Addr()] = r
 	}
 	for _, pl := range cfg.Placements() {
 		m := pl.Model
 		r := &state.ModelRecord{Node: pl.Node.Name, Name: m.Name, Source: m.Source, File: m.File, Revision: m.Revision, SHA256: m.SHA256, Keep: m.Keep}
-		r.ConfigHash = hashOf([]string{r.Source, r.File, r.Revision, r.SHA256})
 		s.Models[r.Addr()] = r
 	}
 	for _, p := range cfg.Pools {
@@ -70,13 +69,11 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 		}
 		for _, nn := range p.Nodes {
 			for i := 0; i < p.Replicas; i++ {
-				r := &state.WorkerRecord{Pool: p.Name, Node: nn, Index: i, Model: p.Model, ID: WorkerID(p.Name, i),
-					Backend: p.Backend, Device: p.Device, CtxSize: p.CtxSize, Slots: p.Slots, Threads: p.Threads,
-					IdleTimeout: p.IdleTimeout, LoadTimeout: p.LoadTimeout}
+				r := &state.WorkerRecord{Pool: p.Name, Node: nn, Index: i, Model: p.Model, ID: WorkerID(p.Name, i), Worker: p.Worker}
 				if p.Port != 0 {
 					r.Port = p.Port + i
 				}
-				r.ConfigHash = hashOf([]any{r.Model, r.Backend, r.Device, r.CtxSize, r.Slots, r.Threads, r.Port, r.IdleTimeout, r.LoadTimeout})
+				r.ConfigHash = workerHash(r)
 				s.Workers[r.Addr()] = r
 			}
 		}
@@ -84,7 +81,6 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 	return s, nil
 }
 
-// nodeDesired is the part of a node record that comes from the configuration.
 // HiveURL is the base URL of a node's hive: on 127.0.0.1 for a local node
 // (the hive binds loopback), on the node's host otherwise.
 func HiveURL(local bool, host string, port int) string {
@@ -94,13 +90,18 @@ func HiveURL(local bool, host string, port int) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-func nodeDesired(r *state.NodeRecord) any {
-	v := []any{r.Connection, r.Host, r.Port, r.User, r.InstallDir, r.InstallMode, r.Binary, r.Env, r.HivePort, r.Identity, r.InsecureIgnoreHostKey}
-	if r.KnownHosts != "" { // only when set, so that earlier hashes stay the same
-		v = append(v, r.KnownHosts)
+// workerDiff lists the settings that differ between the recorded worker h
+// and the desired w; none when their config hashes agree.
+func workerDiff(h, w *state.WorkerRecord) []spec.Difference {
+	if h.ConfigHash != "" && h.ConfigHash == w.ConfigHash {
+		return nil
 	}
-	return v
+	return spec.Diff(h.Worker, w.Worker)
 }
+
+// workerHash is the digest of what a worker is asked to run: its model,
+// fixed port and settings. Two workers with the same hash need no change.
+func workerHash(r *state.WorkerRecord) string { return hashOf([]any{r.Model, r.Port, r.Worker}) }
 
 func hashOf(v any) string {
 	b, _ := json.Marshal(v)
@@ -387,29 +388,15 @@ func diffWorker(w, h *state.WorkerRecord) *Change {
 	if h.Model != w.Model {
 		replace = append(replace, arrow("model", h.Model, w.Model))
 	}
-	if h.Backend != w.Backend {
-		replace = append(replace, arrow("backend", h.Backend, w.Backend))
-	}
-	if h.Device != w.Device {
-		replace = append(replace, arrow("device", h.Device, w.Device))
-	}
-	if h.CtxSize != w.CtxSize {
-		replace = append(replace, arrow("ctx_size", h.CtxSize, w.CtxSize))
-	}
-	if h.Slots != w.Slots {
-		replace = append(replace, arrow("slots", h.Slots, w.Slots))
-	}
-	if h.Threads != w.Threads {
-		replace = append(replace, arrow("threads", h.Threads, w.Threads))
-	}
 	if w.Port != 0 && h.Port != w.Port {
 		replace = append(replace, arrow("port", h.Port, w.Port))
 	}
-	if h.IdleTimeout != w.IdleTimeout {
-		update = append(update, arrow("idle_timeout", h.IdleTimeout, w.IdleTimeout))
-	}
-	if h.LoadTimeout != w.LoadTimeout {
-		update = append(update, arrow("load_timeout", h.LoadTimeout, w.LoadTimeout))
+	for _, d := range workerDiff(h, w) {
+		if d.Field.Replace {
+			replace = append(replace, arrow(d.Field.Name, d.Old, d.New))
+		} else {
+			update = append(update, arrow(d.Field.Name, d.Old, d.New))
+		}
 	}
 	switch h.State {
 	case state.WorkerCrashed:

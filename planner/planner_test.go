@@ -137,6 +137,26 @@ func TestDiffRules(t *testing.T) {
 			},
 		},
 		{
+			name:   "flash_attn change replaces workers",
+			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  flash_attn = true", 1),
+			want: []string{
+				"-/+ worker.chat[gpu1/0]: flash_attn false → true",
+				"-/+ worker.chat[gpu1/1]: flash_attn false → true",
+				"-/+ worker.chat[local/0]: flash_attn false → true",
+				"-/+ worker.chat[local/1]: flash_attn false → true",
+			},
+		},
+		{
+			name:   "drain_timeout updates in place",
+			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  drain_timeout = \"1m\"", 1),
+			want: []string{
+				"~ worker.chat[gpu1/0]: drain_timeout none → 1m0s",
+				"~ worker.chat[gpu1/1]: drain_timeout none → 1m0s",
+				"~ worker.chat[local/0]: drain_timeout none → 1m0s",
+				"~ worker.chat[local/1]: drain_timeout none → 1m0s",
+			},
+		},
+		{
 			name:   "idle_timeout updates in place",
 			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  idle_timeout = \"15m\"", 1),
 			want: []string{

@@ -22,6 +22,7 @@ import (
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -48,11 +49,11 @@ type Options struct {
 	BinarySHA256 func(path string) (string, error)
 	// Refresher reads the live fleet; nil means applier.NewRefresher(StateDir).
 	Refresher planner.Refresher
-	// LockPoll is how long one attempt to take the state lock waits before
-	// the daemon says again that it is waiting; default 5 s.
-	LockPoll time.Duration
-	Logger   *slog.Logger // nil discards
-	Out      io.Writer    // apply progress lines; nil discards
+	// AllowDestroy lets the daemon apply plans that delete resources
+	// (--allow-destroy); watch { allow_destroy = true } in the file does too.
+	AllowDestroy bool
+	Logger       *slog.Logger // nil discards
+	Out          io.Writer    // apply progress lines; nil discards
 }
 
 // Reconciler is the daemon's loop. Create it with New, serve Handler, call Run.
@@ -60,11 +61,14 @@ type Reconciler struct {
 	opts    Options
 	log     *slog.Logger
 	store   *state.Store
+	backend *operation.Backend
 	watch   *fileWatch
 	metrics *metrics
 
 	good    *config.Config // the last valid configuration: the one in force
 	invalid string         // the diagnostics last logged for an invalid file ("" when valid)
+
+	applyStart *ApplySummary // the apply in progress
 
 	mu     sync.Mutex
 	status Status
@@ -99,9 +103,6 @@ func New(ctx context.Context, opts Options) (*Reconciler, error) {
 	if opts.Debounce <= 0 {
 		opts.Debounce = DefaultDebounce
 	}
-	if opts.LockPoll <= 0 {
-		opts.LockPoll = 5 * time.Second
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,7 +125,8 @@ func New(ctx context.Context, opts Options) (*Reconciler, error) {
 	if opts.PlanOnly {
 		mode = "plan-only"
 	}
-	r := &Reconciler{opts: opts, log: opts.Logger, store: st, watch: fw, metrics: newMetrics()}
+	r := &Reconciler{opts: opts, log: opts.Logger, store: st, watch: fw, metrics: newMetrics(),
+		backend: &operation.Backend{State: st, Refresher: opts.Refresher, BinarySHA256: opts.BinarySHA256, Log: opts.Logger}}
 	r.status = Status{Mode: mode, Phase: PhaseStarting, Config: ConfigStatus{Path: opts.ConfigPath}, Drift: []DriftItem{},
 		Interval: opts.Interval.String(), StartedAt: time.Now(), StateDir: st.Dir()}
 	return r, nil
@@ -191,8 +193,9 @@ func (r *Reconciler) fail(stage string, err error, extra ...any) {
 	})
 }
 
-// reconcile is one pass: load, refresh and plan, then (unless plan-only and
-// when something differs) apply under the state lock.
+// reconcile is one pass: load, then one operation (refresh, plan, and
+// unless plan-only, record and apply under the state lock when something
+// differs).
 func (r *Reconciler) reconcile(ctx context.Context, t trigger) {
 	start := time.Now()
 	r.metrics.reconciles.WithLabelValues(t.kind).Inc()
@@ -207,59 +210,73 @@ func (r *Reconciler) reconcile(ctx context.Context, t trigger) {
 	if !ok {
 		return
 	}
-	p, err := r.plan(ctx, cfg, t)
-	if err != nil {
-		return
+	r.phase(PhasePlanning, "refreshing from the hives and planning")
+	req := operation.Request{Kind: operation.Apply, Config: cfg, LockOp: LockOperation, Optimistic: true,
+		Lock:        operation.LockPolicy{Timeout: -1, TakeOverStale: true, OnWait: r.waitingForLock},
+		Parallelism: r.opts.Parallelism, Out: r.opts.Out,
+		OnPlan:  func(p *planner.Plan) error { r.planned(p, t, start); return nil },
+		OnApply: func(p *planner.Plan) { r.applying(p, t) },
+		Approve: r.approve(cfg),
 	}
 	if r.opts.PlanOnly {
-		if p.HasChanges() {
-			r.log.Info("plan-only: not applying", "plan", r.Status().LastPlan.Description)
-		} else {
-			r.succeeded()
-		}
-		return
+		req.Kind, req.Lock.Skip = operation.Plan, true
 	}
-	if !p.HasChanges() && len(p.Drift) == 0 {
-		r.succeeded()
+	res, err := r.backend.Run(ctx, req)
+	switch {
+	case operation.IsInterrupted(err):
 		return
-	}
-
-	r.phase(PhaseWaitingLock, "taking the state lock")
-	lock, err := r.lock(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail("lock", err)
-		}
+	case errors.Is(err, errDeletes):
+		r.fail("approval", err)
 		return
-	}
-	defer r.unlock(lock)
-	r.update(func(s *Status) { s.LockHolder = "" })
-
-	// Someone (a manual apply) may have changed the state while we waited:
-	// plan again under the lock so nothing is done twice.
-	snap, err := r.store.Snapshot(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail("state", err)
-		}
-		return
-	}
-	if p.Stale(snap, cfg.Hash()) != nil {
-		r.log.Info("the state changed while waiting for the lock; planning again")
-		if p, err = r.plan(ctx, cfg, t); err != nil {
+	case res == nil || res.Applied == nil:
+		if err != nil {
+			r.fail(r.stage(), err)
 			return
 		}
-	}
-	if err := r.recordDrift(ctx, p); err != nil {
-		r.fail("state", err)
+	case !r.applied(res.Applied, err):
 		return
 	}
-	if !p.HasChanges() {
-		r.succeeded()
+	if r.opts.PlanOnly && res.Plan.HasChanges() {
+		r.log.Info("plan-only: not applying", "plan", r.Status().LastPlan.Description)
 		return
 	}
-	if r.apply(ctx, p, t) {
-		r.succeeded()
+	r.succeeded()
+}
+
+// stage names the phase a pass failed in, for status and metrics.
+func (r *Reconciler) stage() string {
+	switch r.Status().Phase {
+	case PhaseWaitingLock:
+		return "lock"
+	case PhaseApplying:
+		return "apply"
+	}
+	return "plan"
+}
+
+// errDeletes marks a plan the daemon would not approve because it deletes.
+var errDeletes = errors.New("rbee watch does not delete without --allow-destroy")
+
+// approve is the daemon's approval: every plan, except one that deletes
+// resources the file no longer declares, unless deletions are allowed
+// (--allow-destroy or watch { allow_destroy = true }). A file emptied by a
+// bad edit must not tear the fleet down unattended.
+func (r *Reconciler) approve(cfg *config.Config) func(context.Context, *planner.Plan) error {
+	return func(_ context.Context, p *planner.Plan) error {
+		if r.opts.AllowDestroy || cfg.Watch.AllowDestroy {
+			return nil
+		}
+		var deletes []string
+		for _, c := range p.Changes {
+			if c.Action == planner.Delete {
+				deletes = append(deletes, c.Addr.String())
+			}
+		}
+		if len(deletes) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: the plan deletes %d resource(s) (%s); nothing was applied. Review the plan with rbee plan and apply it with rbee apply, "+
+			"or let the daemon delete with --allow-destroy or watch { allow_destroy = true }", errDeletes, len(deletes), strings.Join(deletes, ", "))
 	}
 }
 
@@ -315,24 +332,8 @@ func (r *Reconciler) load(t trigger) (*config.Config, bool) {
 	return cfg, true
 }
 
-// plan refreshes from the hives and plans, without the lock.
-func (r *Reconciler) plan(ctx context.Context, cfg *config.Config, t trigger) (*planner.Plan, error) {
-	started := time.Now()
-	r.phase(PhasePlanning, "refreshing from the hives and planning")
-	snap, err := r.store.Snapshot(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail("state", err)
-		}
-		return nil, err
-	}
-	p, err := planner.Make(ctx, cfg, snap, planner.Options{Refresher: r.opts.Refresher, BinarySHA256: r.opts.BinarySHA256})
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail("plan", err)
-		}
-		return nil, err
-	}
+// planned reports a plan in the log, the status and the metrics.
+func (r *Reconciler) planned(p *planner.Plan, t trigger, started time.Time) {
 	drift := driftItems(p)
 	for _, d := range drift {
 		r.log.Warn("drift", "resource", d.Addr, "reason", strings.Join(d.Reasons, "; "))
@@ -360,88 +361,34 @@ func (r *Reconciler) plan(ctx context.Context, cfg *config.Config, t trigger) (*
 	r.update(func(s *Status) {
 		s.LastPlan, s.Drift, s.DriftAt = sum, drift, &now
 	})
-	return p, nil
 }
 
-// lock takes the state lock, waiting as long as someone else holds it.
-func (r *Reconciler) lock(ctx context.Context) (*state.LockInfo, error) {
-	said := ""
-	for {
-		info, err := r.store.Lock(ctx, LockOperation, r.opts.LockPoll)
-		if err == nil {
-			if said != "" {
-				r.log.Info("got the state lock", "after", "waiting for "+said)
-			}
-			return info, nil
-		}
-		var le *state.LockedError
-		if !errors.As(err, &le) {
-			return nil, err
-		}
-		if le.Holder.Stale() {
-			// A daemon has nobody to run rbee state unlock for it. The holder
-			// died on this host, and every write is one atomic batch, so the
-			// state it left is whole: take the lock over.
-			if err := r.store.Unlock(ctx, le.Holder.ID); err != nil {
-				return nil, fmt.Errorf("release the stale state lock: %w", err)
-			}
-			r.log.Warn("took over the state lock of a process that is gone", "holder", le.Holder.String())
-			continue
-		}
-		holder := le.Holder.String()
-		if holder != said {
-			said = holder
-			hint := "waiting until it is released"
-			r.log.Warn("the state is locked by someone else; "+hint, "holder", holder)
-			r.update(func(s *Status) {
-				s.LockHolder = holder
-				s.PhaseDetail = "the state is locked by " + holder + "; " + hint
-			})
-		}
-	}
+// waitingForLock reports that someone else holds the state lock.
+func (r *Reconciler) waitingForLock(holder state.LockInfo) {
+	h := holder.String()
+	hint := "waiting until it is released"
+	r.log.Warn("the state is locked by someone else; "+hint, "holder", h)
+	r.update(func(s *Status) {
+		s.Phase, s.LockHolder = PhaseWaitingLock, h
+		s.PhaseDetail = "the state is locked by " + h + "; " + hint
+	})
 }
 
-func (r *Reconciler) unlock(l *state.LockInfo) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.store.Unlock(ctx, l.ID); err != nil {
-		r.fail("lock", fmt.Errorf("releasing the state lock: %w; release it with rbee state unlock %s", err, l.ID))
-	}
-}
-
-// recordDrift writes what the refresh found into the state, as rbee refresh
-// does, so the state (worker URLs, statuses) follows the live fleet even when
-// there is nothing to apply. The caller holds the lock.
-func (r *Reconciler) recordDrift(ctx context.Context, p *planner.Plan) error {
-	var records []state.Record
-	for _, c := range p.Drift {
-		if c.After != nil {
-			records = append(records, c.After)
-		}
-	}
-	if len(records) == 0 {
-		return nil
-	}
-	if err := r.store.Put(ctx, records...); err != nil {
-		return fmt.Errorf("recording the drift found by refresh: %w", err)
-	}
-	r.log.Info("recorded the live state of drifted resources", "count", len(records))
-	return nil
-}
-
-// apply executes p (the caller holds the lock) and reports whether it all succeeded.
-func (r *Reconciler) apply(ctx context.Context, p *planner.Plan, t trigger) bool {
+// applying reports that the changes of p start.
+func (r *Reconciler) applying(p *planner.Plan, t trigger) {
+	r.update(func(s *Status) { s.LockHolder = "" })
 	r.phase(PhaseApplying, p.Summary())
-	sum := &ApplySummary{Trigger: t.kind, EventAt: t.eventAt(), StartedAt: time.Now(), Failed: []string{}}
-	r.update(func(s *Status) { s.LastApply = sum })
+	r.applyStart = &ApplySummary{Trigger: t.kind, EventAt: t.eventAt(), StartedAt: time.Now(), Failed: []string{}}
+	r.update(func(s *Status) { s.LastApply = r.applyStart })
 	r.log.Info("applying", "trigger", t.kind, "plan", p.Summary())
+}
 
-	a := applier.New(r.store, r.opts.Out)
-	if r.opts.Parallelism > 0 {
-		a.Parallelism = r.opts.Parallelism
+// applied reports the outcome of an apply and whether it all succeeded.
+func (r *Reconciler) applied(res *applier.Result, err error) bool {
+	done := ApplySummary{StartedAt: time.Now(), Failed: []string{}}
+	if r.applyStart != nil {
+		done = *r.applyStart
 	}
-	res, err := a.Apply(ctx, p)
-	done := *sum
 	applySummary(res, err, &done)
 	elapsed := done.FinishedAt.Sub(done.StartedAt)
 	r.metrics.applyDuration.Observe(elapsed.Seconds())

@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"github.com/rbee-dev/rbee/spec"
+)
 
 // Node statuses recorded by apply and refresh.
 const (
@@ -54,7 +58,6 @@ type NodeRecord struct {
 	HiveURL               string            `json:"hive_url,omitempty"`
 	HiveVersion           string            `json:"hive_version,omitempty"`
 	BinarySHA256          string            `json:"binary_sha256,omitempty"` // of the hive binary that runs (apply / refresh)
-	ConfigHash            string            `json:"config_hash,omitempty"`
 	Status                string            `json:"status,omitempty"`
 	LastContact           time.Time         `json:"last_contact,omitzero"`
 	Warnings              []string          `json:"warnings,omitempty"`
@@ -75,7 +78,6 @@ type ModelRecord struct {
 	Keep         bool      `json:"keep,omitempty"`
 	Path         string    `json:"path,omitempty"` // on the node
 	Size         int64     `json:"size,omitempty"`
-	ConfigHash   string    `json:"config_hash,omitempty"`
 	Status       string    `json:"status,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
 }
@@ -83,27 +85,24 @@ type ModelRecord struct {
 // Addr is model.<name>@<node>.
 func (r ModelRecord) Addr() Addr { return ModelAddr(r.Node, r.Name) }
 
-// WorkerRecord is one llama.cpp worker of a pool on a node.
+// WorkerRecord is one llama.cpp worker of a pool on a node. Its settings
+// (ctx_size, slots, ...) are spec.Worker, as the pool declares them.
 type WorkerRecord struct {
-	Pool        string        `json:"pool"`
-	Node        string        `json:"node"`
-	Index       int           `json:"index"`
-	Model       string        `json:"model"`
-	ID          string        `json:"id,omitempty"` // the hive's worker id
-	URL         string        `json:"url,omitempty"`
-	Port        int           `json:"port,omitempty"` // desired fixed port (0: hive picks) or the actual one
-	PID         int           `json:"pid,omitempty"`
-	State       string        `json:"state,omitempty"`
-	Restarts    int           `json:"restarts,omitempty"`
-	ConfigHash  string        `json:"config_hash,omitempty"`
-	Backend     string        `json:"backend"`
-	Device      int           `json:"device"`
-	CtxSize     int           `json:"ctx_size"`
-	Slots       int           `json:"slots"`
-	Threads     int           `json:"threads"`
-	IdleTimeout time.Duration `json:"idle_timeout,omitempty"` // nanoseconds
-	LoadTimeout time.Duration `json:"load_timeout,omitempty"` // nanoseconds
-	UpdatedAt   time.Time     `json:"updated_at,omitzero"`
+	Pool     string `json:"pool"`
+	Node     string `json:"node"`
+	Index    int    `json:"index"`
+	Model    string `json:"model"`
+	ID       string `json:"id,omitempty"` // the hive's worker id
+	URL      string `json:"url,omitempty"`
+	Port     int    `json:"port,omitempty"` // desired fixed port (0: hive picks) or the actual one
+	PID      int    `json:"pid,omitempty"`
+	State    string `json:"state,omitempty"`
+	Restarts int    `json:"restarts,omitempty"`
+	// ConfigHash digests the model, fixed port and settings the worker was
+	// asked to run (planner.Desired): equal hashes mean nothing to change.
+	ConfigHash string `json:"config_hash,omitempty"`
+	spec.Worker
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // Addr is worker.<pool>[<node>/<index>].

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 func open(t *testing.T, dir string) *Store {
@@ -44,7 +45,7 @@ func TestWriteReadSerialLineage(t *testing.T) {
 	node := NodeRecord{Name: "gpu1", Connection: "ssh", Host: "10.0.0.5", Port: 22, InstallDir: "/opt/rbee", HivePort: 9200, Status: NodeReady,
 		Env: map[string]string{"A": "1"}, LastContact: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	model := &ModelRecord{Node: "gpu1", Name: "tiny", Source: "synth:tiny", Status: ModelReady, Size: 42}
-	worker := WorkerRecord{Pool: "chat", Node: "gpu1", Index: 1, Model: "tiny", State: WorkerIdle, CtxSize: 2048, Slots: 4, IdleTimeout: time.Minute}
+	worker := WorkerRecord{Pool: "chat", Node: "gpu1", Index: 1, Model: "tiny", State: WorkerIdle, Worker: spec.Worker{CtxSize: 2048, Slots: 4, IdleTimeout: time.Minute}}
 	if err := s.Put(ctx, node, model, worker); err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -118,56 +115,35 @@ record it: unreachable nodes, crashed or failed workers, deleted or changed
 model files, replaced hive binaries. Nothing on the nodes is changed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, snap, lock, err := lockedSnapshot(cmd, "refresh")
+			b, err := newBackend(cmd)
 			if err != nil {
 				return err
 			}
-			defer lock.Release()
-			p, err := planner.Make(cmd.Context(), nil, snap, planner.Options{RefreshOnly: true, Refresher: applier.NewRefresher(st.Dir())})
+			out := cmd.OutOrStdout()
+			res, err := runOperation(cmd, b, operation.Request{Kind: operation.Refresh, Lock: lockPolicy(cmd),
+				OnPlan: func(p *planner.Plan) error {
+					return planner.Render(out, p, planner.RenderOptions{Color: colorFor(cmd, out), Recording: true})
+				}})
 			if err != nil {
-				return exitCode(1, err)
-			}
-			if err := planner.Render(cmd.OutOrStdout(), p, planner.RenderOptions{Color: colorFor(cmd, cmd.OutOrStdout()), Recording: true}); err != nil {
-				return exitCode(1, err)
-			}
-			records, err := recordRefresh(cmd, st, snap, p)
-			if err != nil {
-				return err
+				return asExit(err)
 			}
 			unreachable := 0
-			for _, c := range p.Drift {
+			for _, c := range res.Plan.Drift {
 				if n, ok := c.After.(*state.NodeRecord); ok && n.Status == state.NodeUnreachable {
 					unreachable++
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "\nRecorded %d change(s) in the state (%d records checked)", len(records), snap.Len())
+			fmt.Fprintf(out, "\nRecorded %d change(s) in the state (%d records checked)", len(res.Recorded), res.Plan.Live.Len())
 			if unreachable > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "; %d node(s) unreachable", unreachable)
+				fmt.Fprintf(out, "; %d node(s) unreachable", unreachable)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), ".")
+			fmt.Fprintln(out, ".")
 			return nil
 		},
 	}
 	cmd.Flags().Bool("no-color", false, "never colour the output")
 	addLockFlags(cmd.Flags())
 	return cmd
-}
-
-// recordRefresh writes what the refresh before p learned (a restarted
-// worker's pid and port, a model whose download finished) to the state and
-// returns the records it wrote (none when p was not refreshed).
-func recordRefresh(cmd *cobra.Command, st *state.Store, recorded *state.Snapshot, p *planner.Plan) ([]state.Record, error) {
-	if p.Live == nil {
-		return nil, nil
-	}
-	records := applier.Changed(recorded, p.Live)
-	if len(records) == 0 {
-		return nil, nil
-	}
-	if err := st.Put(cmd.Context(), records...); err != nil {
-		return nil, exitCode(1, fmt.Errorf("recording the refreshed state: %w", err))
-	}
-	return records, nil
 }
 
 // checkParallelism refuses a -parallelism below 1, which would run nothing.
@@ -181,65 +157,56 @@ func checkParallelism(cmd *cobra.Command) error {
 // planAndApply plans (a destroy plan when destroy is set), shows the plan,
 // asks, and applies it, all under the state lock.
 func planAndApply(cmd *cobra.Command, f applyFlags, destroy bool) error {
-	out := cmd.OutOrStdout()
-	var cfg *config.Config
-	if !destroy {
-		var err error
-		if cfg, err = loadConfig(cmd); err != nil {
+	req := operation.Request{Kind: operation.Apply, Targets: f.targets}
+	if destroy {
+		req.Kind = operation.Destroy
+	} else {
+		cfg, err := loadConfig(cmd)
+		if err != nil {
 			return err
 		}
+		req.Config = cfg
 	}
-	op := "apply"
-	if destroy {
-		op = "destroy"
-	}
-	st, snap, lock, err := lockedSnapshot(cmd, op)
+	b, err := newBackend(cmd)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	opts := planner.Options{Destroy: destroy, Targets: f.targets, BinarySHA256: applier.HiveBinarySHA256}
-	if mustSettings(cmd).GetBool("refresh") && f.refresh {
-		opts.Refresher = applier.NewRefresher(st.Dir())
-	}
-	p, err := planner.Make(cmd.Context(), cfg, snap, opts)
-	if err != nil {
-		return exitCode(1, err)
-	}
-	if err := planner.Render(out, p, planner.RenderOptions{Color: colorFor(cmd, out)}); err != nil {
-		return exitCode(1, err)
-	}
-	if !p.HasChanges() {
-		if _, err := recordRefresh(cmd, st, snap, p); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\n%s\n", (&applier.Result{}).Summary())
-		return nil
+	out := cmd.OutOrStdout()
+	req.NoRefresh = !mustSettings(cmd).GetBool("refresh") || !f.refresh
+	req.Lock = lockPolicy(cmd)
+	req.OnPlan = func(p *planner.Plan) error {
+		return planner.Render(out, p, planner.RenderOptions{Color: colorFor(cmd, out)})
 	}
 	if !f.autoApprove {
-		question := "Do you want to perform these actions?\n  rbee will perform the actions described above.\n  Only 'yes' will be accepted to approve."
-		if destroy {
-			question = "Do you really want to destroy everything rbee manages?\n  Every worker, model and hive in the state will be removed.\n  Only 'yes' will be accepted to confirm."
-		}
-		if !confirm(cmd.InOrStdin(), out, question) {
-			return exitCode(1, errors.New("apply cancelled: nothing was changed"))
-		}
+		req.Approve = func(ctx context.Context, _ *planner.Plan) error { return confirm(ctx, cmd, destroy) }
 	}
-	if _, err := recordRefresh(cmd, st, snap, p); err != nil {
-		return err
-	}
-	return execute(cmd, st, p, lock)
+	return executed(cmd, b, req)
 }
 
-// confirm asks question and reports whether the answer is "yes".
-func confirm(in io.Reader, out io.Writer, question string) bool {
-	fmt.Fprintf(out, "\n%s\n\n  Enter a value: ", question)
-	line, err := bufio.NewReader(in).ReadString('\n')
-	fmt.Fprintln(out)
-	if err != nil && line == "" {
-		return false
+// confirm asks whether to go ahead and returns nil for "yes"; the context
+// ending (Ctrl-C at the prompt) stops the wait.
+func confirm(ctx context.Context, cmd *cobra.Command, destroy bool) error {
+	question := "Do you want to perform these actions?\n  rbee will perform the actions described above.\n  Only 'yes' will be accepted to approve."
+	if destroy {
+		question = "Do you really want to destroy everything rbee manages?\n  Every worker, model and hive in the state will be removed.\n  Only 'yes' will be accepted to confirm."
 	}
-	return strings.TrimSpace(line) == "yes"
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "\n%s\n\n  Enter a value: ", question)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case line := <-answer:
+		fmt.Fprintln(out)
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("apply cancelled: nothing was changed")
+		}
+		return nil
+	}
 }
 
 // applyPlanFile executes a saved plan after checking it is not stale.
@@ -255,75 +222,60 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 	if cfg, diags := config.Load(configPath(cmd), loadOptions(cmd)); !diags.HasErrors() && cfg != nil {
 		hash = cfg.Hash()
 	}
-	st, snap, lock, err := lockedSnapshot(cmd, "apply")
+	b, err := newBackend(cmd)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	if err := p.Stale(snap, hash); err != nil {
-		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, err))
+	err = executed(cmd, b, operation.Request{Kind: operation.Apply, Saved: p, ConfigHash: hash, Lock: lockPolicy(cmd)})
+	var stale *operation.StaleError
+	if errors.As(err, &stale) {
+		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, stale.Err))
 	}
-	if !p.HasChanges() {
-		fmt.Fprintln(cmd.OutOrStdout(), (&applier.Result{}).Summary())
+	return err
+}
+
+// executed runs an apply or destroy operation and prints its outcome.
+func executed(cmd *cobra.Command, b *operation.Backend, req operation.Request) error {
+	out := cmd.OutOrStdout()
+	req.Out = out
+	req.Parallelism = mustSettings(cmd).GetInt("parallelism")
+	req.OnApply = func(*planner.Plan) { fmt.Fprintln(out) }
+	res, err := runOperation(cmd, b, req)
+	var stale *operation.StaleError
+	if errors.As(err, &stale) {
+		return err
+	}
+	if err != nil {
+		return asExit(err)
+	}
+	applied := res.Applied
+	if applied == nil {
+		if req.Saved == nil {
+			fmt.Fprintln(out)
+		}
+		fmt.Fprintln(out, (&applier.Result{}).Summary())
 		return nil
 	}
-	return execute(cmd, st, p, lock)
-}
-
-// finishOnSignal returns a context cancelled by the first Ctrl-C or SIGTERM,
-// after calling first with it, so the work in flight can finish; a second
-// signal calls second (which exits). cancel ends the handling.
-func finishOnSignal(parent context.Context, first func(os.Signal), second func()) (ctx context.Context, cancel func()) {
-	ctx, stop := context.WithCancel(parent)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case s := <-sigs:
-			first(s)
-		case <-ctx.Done():
-			return
-		}
-		stop()
-		if _, ok := <-sigs; ok {
-			second()
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(sigs)
-		stop()
-	}
-}
-
-// execute runs the plan with Ctrl-C handling and prints the outcome.
-// The lock's interrupt handling is handed off once execute's own handler is
-// installed, so no signal falls between the two.
-func execute(cmd *cobra.Command, st *state.Store, p *planner.Plan, lock *heldLock) error {
-	out := cmd.OutOrStdout()
-	stop, cancel := finishOnSignal(cmd.Context(), func(os.Signal) {
-		fmt.Fprintln(cmd.ErrOrStderr(), "\nInterrupt received: no new change starts; the changes in flight finish and are recorded. Press Ctrl-C again to quit now (the state lock then stays; release it with rbee state unlock).")
-	}, func() { os.Exit(130) })
-	defer cancel()
-	defer lock.Release() // before cancel stops the handler: no signal may end the process holding the lock
-	lock.Handoff()
-	a := applier.New(st, out)
-	a.Parallelism = mustSettings(cmd).GetInt("parallelism")
-	fmt.Fprintln(out)
-	res, err := a.Apply(stop, p)
-	if err != nil {
-		return exitCode(1, err)
-	}
-	if err := res.Err(); err != nil {
+	if err := applied.Err(); err != nil {
 		fmt.Fprintln(out)
-		if res.Interrupted {
+		if applied.Interrupted {
 			return exitCode(130, err)
 		}
 		return exitCode(1, err)
 	}
-	if p.Destroy {
-		fmt.Fprintf(out, "\nDestroy complete! Resources: %d destroyed.\n", res.Destroyed)
+	if res.Plan.Destroy {
+		fmt.Fprintf(out, "\nDestroy complete! Resources: %d destroyed.\n", applied.Destroyed)
 		return nil
 	}
-	fmt.Fprintf(out, "\n%s\n", res.Summary())
+	fmt.Fprintf(out, "\n%s\n", applied.Summary())
 	return nil
+}
+
+// asExit gives err exit status 1 unless it carries one.
+func asExit(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return exitCode(1, err)
 }

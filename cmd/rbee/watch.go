@@ -23,6 +23,7 @@ func watchCommands() []*cobra.Command {
 		interval, debounce time.Duration
 		listen, tokenFile  string
 		planOnly, debug    bool
+		allowDestroy       bool
 	)
 	cmd := &cobra.Command{
 		Use: "watch [--config DIR|FILE] [--state DIR] [--interval 30s] [--listen 127.0.0.1:8080] [--plan-only]",
@@ -38,7 +39,11 @@ hive, a crashed worker the hive gave up on, a deleted model.
 
 An invalid file is reported with its diagnostics (in the log and in
 /v1/status) and the last valid configuration keeps running: nothing is torn
-down because of a typo. The state lock is held only while applying, so
+down because of a typo. A plan that deletes resources (a pool or node removed
+from the file, or a file emptied by mistake) is not applied unless
+--allow-destroy or watch { allow_destroy = true } is set: the daemon reports
+it in /v1/status (last_error.stage "approval") and waits for a person to run
+rbee apply. The state lock is held only while applying, so
 rbee plan still works from a terminal; a manual apply holding the lock makes
 the daemon wait, not fail.
 
@@ -71,7 +76,7 @@ the lock and exits 0; a second signal exits at once.`,
 				}
 			}
 
-			ctx, stop := finishOnSignal(cmd.Context(), func(s os.Signal) {
+			ctx, stop := onSignals(cmd.Context(), func(s os.Signal) {
 				logger.Info("signal received: finishing the step in flight, then exiting (send it again to quit now)", "signal", s.String())
 			}, func() {
 				logger.Error("second signal: exiting now; if the state stays locked, release it with rbee state unlock ID")
@@ -86,6 +91,7 @@ the lock and exits 0; a second signal exits at once.`,
 				Interval:     interval,
 				Debounce:     debounce,
 				PlanOnly:     planOnly,
+				AllowDestroy: allowDestroy,
 				Parallelism:  mustSettings(cmd).GetInt("parallelism"),
 				BinarySHA256: applier.HiveBinarySHA256,
 				Logger:       logger,
@@ -127,6 +133,7 @@ the lock and exits 0; a second signal exits at once.`,
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "address of the status and metrics server ('' for none)")
 	fs.StringVar(&tokenFile, "token-file", "", "bearer token file (0600) required by the status server; needed for a non-loopback --listen")
 	fs.BoolVar(&planOnly, "plan-only", false, "only plan and report; never apply")
+	fs.BoolVar(&allowDestroy, "allow-destroy", false, "apply plans that delete resources the file no longer declares (also: watch { allow_destroy = true })")
 	fs.Int("parallelism", 0, "how many changes an apply runs at once (default 10)")
 	fs.BoolVar(&debug, "debug", false, "log every file event")
 	addVarFlags(fs)

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"time"
+
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // DefaultPort is the port a hive listens on unless told otherwise.
@@ -87,9 +89,9 @@ type ErrorBody struct {
 
 // Backends a worker can run on.
 const (
-	BackendCPU   = "cpu"
-	BackendCUDA  = "cuda"
-	BackendMetal = "metal"
+	BackendCPU   = spec.BackendCPU
+	BackendCUDA  = spec.BackendCUDA
+	BackendMetal = spec.BackendMetal
 )
 
 // WorkerConfig is the body of PUT /v1/workers/{id}. Zero values take the
@@ -104,6 +106,7 @@ type WorkerConfig struct {
 	Threads     int    `json:"threads,omitempty"`
 	Backend     string `json:"backend,omitempty"`
 	Device      int    `json:"device,omitempty"`
+	FlashAttn   bool   `json:"flash_attn,omitempty"`
 	IdleTimeout string `json:"idle_timeout,omitempty"`
 	LoadTimeout string `json:"load_timeout,omitempty"`
 	Pool        string `json:"pool,omitempty"`
@@ -117,14 +120,14 @@ type WorkerConfig struct {
 
 // Limits and defaults of WorkerConfig fields.
 const (
-	MaxSlots   = 64
-	MinCtxSize = 64
-	MaxCtxSize = 1 << 20
-	MaxDevice  = 63 // GPU index
+	MaxSlots   = spec.MaxSlots
+	MinCtxSize = spec.MinCtxSize
+	MaxCtxSize = spec.MaxCtxSize
+	MaxDevice  = spec.MaxDevice // GPU index
 
-	DefaultSlots        = 4
-	DefaultCtxSize      = 2048
-	DefaultLoadTimeout  = 5 * time.Minute
+	DefaultSlots        = spec.DefaultSlots
+	DefaultCtxSize      = spec.DefaultCtxSize
+	DefaultLoadTimeout  = spec.DefaultLoadTimeout
 	DefaultDrainTimeout = 30 * time.Second
 )
 
