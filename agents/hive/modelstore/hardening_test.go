@@ -284,3 +284,22 @@ func TestDownloadStats(t *testing.T) {
 		})
 	}
 }
+
+// A catalog that cannot be written (here: a folder stands where the file
+// goes) leaves neither an entry nor the model's file behind.
+func TestCatalogWriteFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	if err := os.MkdirAll(filepath.Join(dir, catalogFile, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Provision(context.Background(), "tiny", hiveapi.ModelSpec{Source: "synth:tiny"}, nil); err == nil || !strings.Contains(err.Error(), "catalog") {
+		t.Fatalf("Provision = %v, want a catalog error", err)
+	}
+	if got := s.List(); len(got) != 0 {
+		t.Errorf("catalogued without a catalog: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "tiny")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the model's folder stayed: %v", err)
+	}
+}

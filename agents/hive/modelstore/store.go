@@ -288,14 +288,7 @@ func (s *Store) run(name string, j *job) {
 	defer s.wg.Done()
 	m, err := s.provision(s.ctx, name, j.ref, j.publish)
 	if err == nil {
-		s.mu.Lock()
-		old, hadOld := s.models[name]
-		s.models[name] = m
-		err = s.saveLocked()
-		s.mu.Unlock()
-		if err == nil && hadOld && old.Path != m.Path {
-			s.removeOwned(old)
-		}
+		err = s.record(m)
 	}
 	if err != nil {
 		s.log.Error("model provisioning failed", "model", name, "source", j.ref.String(), "err", err)
@@ -307,6 +300,39 @@ func (s *Store) run(name string, j *job) {
 	s.mu.Unlock()
 	j.res, j.err = m, err
 	close(j.done)
+}
+
+// record catalogues m, replacing (and deleting the file of) an older entry
+// of the same name. If the catalog cannot be written, the old entry stays
+// and m's file is deleted when the store made it: nothing uncatalogued is
+// left on the node. A full disk is 507 INSUFFICIENT_DISK.
+func (s *Store) record(m hiveapi.Model) error {
+	s.mu.Lock()
+	old, hadOld := s.models[m.Name]
+	s.models[m.Name] = m
+	err := s.saveLocked()
+	if err != nil {
+		if hadOld {
+			s.models[m.Name] = old
+		} else {
+			delete(s.models, m.Name)
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		if !hadOld || old.Path != m.Path {
+			s.removeOwned(m)
+		}
+		if isNoSpace(err) {
+			free, _ := s.dl.free(s.dir)
+			return insufficientDisk("the model catalog", s.dir, 0, free)
+		}
+		return fmt.Errorf("record model %q in the catalog: %w", m.Name, err)
+	case hadOld && old.Path != m.Path:
+		s.removeOwned(old)
+	}
+	return nil
 }
 
 // Delete removes name from the catalog and deletes its file if the store owns it.
