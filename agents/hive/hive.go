@@ -98,6 +98,11 @@ func New(cfg Config) (*Hive, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("--listen %q: bad port", cfg.Listen)
 	}
+	for _, root := range cfg.FileRoots {
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--file-roots %q is not a folder on this node: file:// models are read only from existing folders", root)
+		}
+	}
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}

@@ -190,6 +190,14 @@ func TestCrashLoopAndIntentions(t *testing.T) {
 	}
 }
 
+func TestFileRootsMustBeFolders(t *testing.T) {
+	dir := t.TempDir()
+	_, err := New(Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), FileRoots: []string{filepath.Join(dir, "missing")}, Log: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "--file-roots") {
+		t.Fatalf("New with a missing file root = %v, want a --file-roots error", err)
+	}
+}
+
 func TestWhyLine(t *testing.T) {
 	tests := []struct {
 		name  string
