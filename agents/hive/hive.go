@@ -219,8 +219,9 @@ func (h *Hive) Start() {
 	}
 }
 
-// Shutdown stops every worker in parallel (SIGTERM, SIGKILL after the grace
-// period) and cancels downloads. Intentions stay on disk for the next start.
+// Shutdown stops every worker in parallel (a drain of at most
+// ShutdownDrainMax, SIGTERM, SIGKILL after the grace period) and cancels
+// provisioning, waiting for it at most modelstore.DefaultCloseWait. Intentions stay on disk for the next start.
 func (h *Hive) Shutdown() {
 	h.opMu.Lock()
 	h.closing = true
@@ -232,12 +233,13 @@ func (h *Hive) Shutdown() {
 	}
 	h.mu.Unlock()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); h.store.Close() }() // bounded, alongside the workers
 	for _, w := range ws {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.stopWithin(min(w.drainTimeout(), ShutdownDrainMax)) }()
 	}
 	wg.Wait()
-	h.store.Close()
 	h.mu.Lock()
 	for _, r := range h.logRing {
 		r.Close()
