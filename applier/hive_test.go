@@ -119,10 +119,8 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if second == first {
 		t.Error("the hive was not restarted")
 	}
-	if syscall.Kill(first, 0) == nil {
-		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(first) + "/stat"); !strings.Contains(string(st), ") Z ") {
-			t.Errorf("old hive %d still runs", first)
-		}
+	if !gone(first, 10*time.Second) {
+		t.Errorf("old hive %d still runs 10 s after the upgrade", first)
 	}
 
 	if err := UninstallHive(ctx, tr, n); err != nil {
@@ -131,10 +129,23 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("install dir %s still exists", dir)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if syscall.Kill(second, 0) == nil {
-		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(second) + "/stat"); !strings.Contains(string(st), ") Z ") {
-			t.Errorf("hive %d still runs after uninstall", second)
+	if !gone(second, 10*time.Second) {
+		t.Errorf("hive %d still runs 10 s after uninstall", second)
+	}
+}
+
+// gone polls until process pid has exited (or is a zombie nobody reaped
+// yet), for at most bound.
+func gone(pid int, bound time.Duration) bool {
+	for deadline := time.Now().Add(bound); ; time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return true
+		}
+		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); strings.Contains(string(st), ") Z ") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 	}
 }

@@ -105,7 +105,8 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 		n.Status = state.NodeUnreachable
 		n.Warnings = []string{fmt.Sprintf("hive at %s does not answer: %s", n.HiveURL, shortErr(l.Err))}
 		if api.HasStatus(l.Err, http.StatusUnauthorized) {
-			n.Warnings = []string{planner.TokenRefused}
+			n.Status = state.NodeTokenRefused
+			n.Warnings = []string{fmt.Sprintf("hive at %s refused rbee's token (401)", n.HiveURL)}
 		}
 		return
 	}
@@ -167,7 +168,7 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 }
 
 // workerState maps the hive's worker states onto the state package's.
-func workerState(s string) string {
+func workerState(s string) state.WorkerState {
 	switch s {
 	case hiveapi.StateIdle:
 		return state.WorkerIdle
@@ -181,8 +182,10 @@ func workerState(s string) string {
 		return state.WorkerCrashed
 	case hiveapi.StateStopped, hiveapi.StateStopping:
 		return state.WorkerStopped
+	case hiveapi.StateDraining:
+		return state.WorkerDraining
 	}
-	return s
+	return state.WorkerState(s)
 }
 
 func shortErr(err error) string {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
-	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
 
@@ -29,9 +29,9 @@ func TestMerge(t *testing.T) {
 	tests := []struct {
 		name   string
 		live   func() Live
-		node   string // want node status
-		model  string // want model status
-		worker string // want worker state
+		node   state.NodeStatus  // want node status
+		model  state.ModelStatus // want model status
+		worker state.WorkerState // want worker state
 		check  func(t *testing.T, s *state.Snapshot)
 	}{
 		{"healthy", func() Live { return Live{State: healthy()} }, state.NodeReady, state.ModelReady, state.WorkerIdle, nil},
@@ -41,9 +41,9 @@ func TestMerge(t *testing.T) {
 					t.Error("no warning says why the node is unreachable")
 				}
 			}},
-		{"token refused", func() Live { return Live{Err: &api.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED"}} }, state.NodeUnreachable, state.ModelReady, state.WorkerIdle,
+		{"token refused", func() Live { return Live{Err: &api.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED"}} }, state.NodeTokenRefused, state.ModelReady, state.WorkerIdle,
 			func(t *testing.T, s *state.Snapshot) {
-				if w := s.Node("n1").Warnings; !slices.Equal(w, []string{planner.TokenRefused}) {
+				if w := s.Node("n1").Warnings; len(w) != 1 || !strings.Contains(w[0], "refused rbee's token (401)") {
 					t.Errorf("warnings %q do not say the hive refused the token", w)
 				}
 			}},

@@ -289,11 +289,9 @@ func diffNode(w, h *state.NodeRecord) *Change {
 		update = append(update, fmt.Sprintf("binary checksum differs (hive runs %s…, want %s…)", digest.Short(h.BinarySHA256), digest.Short(w.BinarySHA256)))
 	}
 	switch h.Status {
+	case state.NodeTokenRefused:
+		update = append(update, tokenRefused)
 	case state.NodeUnreachable:
-		if slices.Contains(h.Warnings, TokenRefused) {
-			update = append(update, TokenRefused)
-			break
-		}
 		r := "node unreachable"
 		if !h.LastContact.IsZero() {
 			r += " (last contact " + h.LastContact.UTC().Format(time.RFC3339) + ")"
@@ -625,10 +623,10 @@ func filterTargets(changes []*Change, targets []string) ([]*Change, []string) {
 	return out, unmatched
 }
 
-// TokenRefused is the node warning refresh records when the hive answers but
-// refuses rbee's token (401): the node is planned as unreachable, and apply
-// reinstalls the hive with a fresh token.
-const TokenRefused = "hive refused the token (401): rbee apply will reinstall the token"
+// tokenRefused is the reason planned for a node whose hive answers but
+// refuses rbee's token (state.NodeTokenRefused): apply reinstalls the hive
+// with a fresh token.
+const tokenRefused = "hive refused the token (401): rbee apply will reinstall the token"
 
 // Drift lists how the refreshed snapshot differs from the recorded one, as
 // changes: Update for a record whose live status differs, Delete for a record

@@ -283,8 +283,7 @@ func TestDiffRules(t *testing.T) {
 		{
 			name: "hive refuses the token",
 			mutate: func(s *state.Snapshot) {
-				s.Node("gpu1").Status = state.NodeUnreachable
-				s.Node("gpu1").Warnings = []string{TokenRefused}
+				s.Node("gpu1").Status = state.NodeTokenRefused
 			},
 			want: []string{"~ node.gpu1: hive refused the token (401): rbee apply will reinstall the token"},
 		},

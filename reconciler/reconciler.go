@@ -37,17 +37,21 @@ const (
 
 // Options configure a Reconciler.
 type Options struct {
-	ConfigPath string             // file or folder of *.hcl files
-	StateDir   string             // state folder (.rbee beside the configuration)
-	Load       config.LoadOptions // variables; StateDir is filled in
-	Interval   time.Duration      // drift check period; default DefaultInterval
-	Debounce   time.Duration      // quiet time after a file event; default DefaultDebounce
-	PlanOnly   bool               // report, never apply
+	ConfigPath string // file or folder of *.hcl files
+	StateDir   string // state folder (.rbee beside the configuration)
+	// State is the state to reconcile (the etcd backend of a state block);
+	// nil opens the Pebble store in StateDir.
+	State    operation.State
+	Load     config.LoadOptions // variables; StateDir is filled in
+	Interval time.Duration      // drift check period; default DefaultInterval
+	Debounce time.Duration      // quiet time after a file event; default DefaultDebounce
+	PlanOnly bool               // report, never apply
 	// Parallelism of apply; 0 means applier.DefaultParallelism.
 	Parallelism int
 	// BinarySHA256 returns the sha256 of a hive binary (see planner.Options).
 	BinarySHA256 func(path string) (string, error)
-	// Refresher reads the live fleet; nil means applier.NewRefresher(StateDir).
+	// Refresher reads the live fleet; nil means an applier.Refresher with
+	// the hive tokens of State.
 	Refresher planner.Refresher
 	// AllowDestroy lets the daemon apply plans that delete resources
 	// (--allow-destroy); watch { allow_destroy = true } in the file does too.
@@ -60,7 +64,7 @@ type Options struct {
 type Reconciler struct {
 	opts    Options
 	log     *slog.Logger
-	store   *state.Store
+	store   operation.State
 	backend *operation.Backend
 	watch   *fileWatch
 	metrics *metrics
@@ -109,13 +113,19 @@ func New(ctx context.Context, opts Options) (*Reconciler, error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
-	if opts.Refresher == nil {
-		opts.Refresher = applier.NewRefresher(opts.StateDir)
-	}
 	opts.Load.StateDir = opts.StateDir
-	st, err := state.Open(ctx, opts.StateDir, state.Options{})
-	if err != nil {
-		return nil, err
+	st := opts.State
+	if st == nil {
+		pebble, err := state.Open(ctx, opts.StateDir, state.Options{})
+		if err != nil {
+			return nil, err
+		}
+		st = pebble
+	}
+	if opts.Refresher == nil {
+		r := applier.NewRefresher(st.Dir())
+		r.Tokens = applier.TokensOf(st)
+		opts.Refresher = r
 	}
 	fw, err := newFileWatch(opts.ConfigPath, opts.Debounce, opts.Logger)
 	if err != nil {
@@ -347,7 +357,7 @@ func (r *Reconciler) planned(p *planner.Plan, t trigger, started time.Time) {
 			if st == "" {
 				st = "unknown"
 			}
-			r.metrics.workers.WithLabelValues(st).Inc()
+			r.metrics.workers.WithLabelValues(string(st)).Inc()
 		}
 	}
 	sum := planSummary(p, t, started)

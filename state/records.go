@@ -6,33 +6,44 @@ import (
 	"github.com/rbee-dev/rbee/spec"
 )
 
+// NodeStatus is a node's status as apply and refresh record it.
+type NodeStatus string
+
 // Node statuses recorded by apply and refresh.
 const (
-	NodeInstalling  = "installing"  // apply started installing the hive and has not finished
-	NodeReady       = "ready"       // the hive answered /v1/health
-	NodeUnreachable = "unreachable" // refresh could not reach the hive
-	NodeFailed      = "failed"      // the last install failed
+	NodeInstalling   NodeStatus = "installing"    // apply started installing the hive and has not finished
+	NodeReady        NodeStatus = "ready"         // the hive answered /v1/health
+	NodeUnreachable  NodeStatus = "unreachable"   // refresh could not reach the hive
+	NodeTokenRefused NodeStatus = "token_refused" // the hive answers but refuses rbee's token (401)
+	NodeFailed       NodeStatus = "failed"        // the last install failed
 )
+
+// ModelStatus is a model file's status on a node.
+type ModelStatus string
 
 // Model statuses recorded by apply and refresh.
 const (
-	ModelDownloading = "downloading" // provisioning started and has not finished
-	ModelReady       = "ready"       // the file is present with the recorded sha256
-	ModelMissing     = "missing"     // refresh: the hive no longer has the file
-	ModelChanged     = "changed"     // refresh: the file's sha256 differs from what was provisioned
-	ModelFailed      = "failed"      // the last provisioning failed
+	ModelDownloading ModelStatus = "downloading" // provisioning started and has not finished
+	ModelReady       ModelStatus = "ready"       // the file is present with the recorded sha256
+	ModelMissing     ModelStatus = "missing"     // refresh: the hive no longer has the file
+	ModelChanged     ModelStatus = "changed"     // refresh: the file's sha256 differs from what was provisioned
+	ModelFailed      ModelStatus = "failed"      // the last provisioning failed
 )
+
+// WorkerState is a worker's state as its hive reports it.
+type WorkerState string
 
 // Worker states as the hive reports them, plus "missing" for a worker the
 // hive does not know about.
 const (
-	WorkerLoading = "loading"
-	WorkerIdle    = "idle"
-	WorkerBusy    = "busy"
-	WorkerFailed  = "failed"  // the hive gave up restarting it (crash loop)
-	WorkerCrashed = "crashed" // exited unexpectedly; the hive may restart it
-	WorkerStopped = "stopped" // stopped on purpose (idle timeout) or not started
-	WorkerMissing = "missing" // refresh: the hive has no such worker
+	WorkerLoading  WorkerState = "loading"
+	WorkerIdle     WorkerState = "idle"
+	WorkerBusy     WorkerState = "busy"
+	WorkerDraining WorkerState = "draining" // finishing its requests before it stops
+	WorkerFailed   WorkerState = "failed"   // the hive gave up restarting it (crash loop)
+	WorkerCrashed  WorkerState = "crashed"  // exited unexpectedly; the hive may restart it
+	WorkerStopped  WorkerState = "stopped"  // stopped on purpose (idle timeout) or not started
+	WorkerMissing  WorkerState = "missing"  // refresh: the hive has no such worker
 )
 
 // Record is any of NodeRecord, ModelRecord and WorkerRecord.
@@ -58,7 +69,7 @@ type NodeRecord struct {
 	HiveURL               string            `json:"hive_url,omitempty"`
 	HiveVersion           string            `json:"hive_version,omitempty"`
 	BinarySHA256          string            `json:"binary_sha256,omitempty"` // of the hive binary that runs (apply / refresh)
-	Status                string            `json:"status,omitempty"`
+	Status                NodeStatus        `json:"status,omitempty"`
 	LastContact           time.Time         `json:"last_contact,omitzero"`
 	Warnings              []string          `json:"warnings,omitempty"`
 }
@@ -68,18 +79,18 @@ func (r NodeRecord) Addr() Addr { return NodeAddr(r.Name) }
 
 // ModelRecord is a model file on one node.
 type ModelRecord struct {
-	Node         string    `json:"node"`
-	Name         string    `json:"name"`
-	Source       string    `json:"source"`
-	File         string    `json:"file,omitempty"`
-	Revision     string    `json:"revision,omitempty"`
-	SHA256       string    `json:"sha256,omitempty"`        // the pin from the configuration, if any
-	ActualSHA256 string    `json:"actual_sha256,omitempty"` // of the file on the node
-	Keep         bool      `json:"keep,omitempty"`
-	Path         string    `json:"path,omitempty"` // on the node
-	Size         int64     `json:"size,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+	Node         string      `json:"node"`
+	Name         string      `json:"name"`
+	Source       string      `json:"source"`
+	File         string      `json:"file,omitempty"`
+	Revision     string      `json:"revision,omitempty"`
+	SHA256       string      `json:"sha256,omitempty"`        // the pin from the configuration, if any
+	ActualSHA256 string      `json:"actual_sha256,omitempty"` // of the file on the node
+	Keep         bool        `json:"keep,omitempty"`
+	Path         string      `json:"path,omitempty"` // on the node
+	Size         int64       `json:"size,omitempty"`
+	Status       ModelStatus `json:"status,omitempty"`
+	UpdatedAt    time.Time   `json:"updated_at,omitzero"`
 }
 
 // Addr is model.<name>@<node>.
@@ -88,16 +99,16 @@ func (r ModelRecord) Addr() Addr { return ModelAddr(r.Node, r.Name) }
 // WorkerRecord is one llama.cpp worker of a pool on a node. Its settings
 // (ctx_size, slots, ...) are spec.Worker, as the pool declares them.
 type WorkerRecord struct {
-	Pool     string `json:"pool"`
-	Node     string `json:"node"`
-	Index    int    `json:"index"`
-	Model    string `json:"model"`
-	ID       string `json:"id,omitempty"` // the hive's worker id
-	URL      string `json:"url,omitempty"`
-	Port     int    `json:"port,omitempty"` // desired fixed port (0: hive picks) or the actual one
-	PID      int    `json:"pid,omitempty"`
-	State    string `json:"state,omitempty"`
-	Restarts int    `json:"restarts,omitempty"`
+	Pool     string      `json:"pool"`
+	Node     string      `json:"node"`
+	Index    int         `json:"index"`
+	Model    string      `json:"model"`
+	ID       string      `json:"id,omitempty"` // the hive's worker id
+	URL      string      `json:"url,omitempty"`
+	Port     int         `json:"port,omitempty"` // desired fixed port (0: hive picks) or the actual one
+	PID      int         `json:"pid,omitempty"`
+	State    WorkerState `json:"state,omitempty"`
+	Restarts int         `json:"restarts,omitempty"`
 	// ConfigHash digests the model, fixed port and settings the worker was
 	// asked to run (planner.Desired): equal hashes mean nothing to change.
 	ConfigHash string `json:"config_hash,omitempty"`
