@@ -10,7 +10,6 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/spec"
 )
 
@@ -29,7 +28,7 @@ const (
 // Defaults applied when an attribute is omitted.
 const (
 	DefaultSSHPort       = 22
-	DefaultHivePort      = hiveapi.DefaultPort
+	DefaultHivePort      = spec.DefaultHivePort
 	DefaultInstallDir    = "/opt/rbee" // for SSH nodes; local nodes use <state dir>/nodes/<name>
 	DefaultReplicas      = 1
 	DefaultBackend       = spec.DefaultBackend

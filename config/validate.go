@@ -13,15 +13,14 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/spec"
 )
 
 // MaxNameLen is the longest node, model or pool name: a DNS label, so that a
 // name can become a host name or a label anywhere (the hive itself allows
-// hiveapi.MaxNameLen for the model names and worker ids made from them).
-const MaxNameLen = min(63, hiveapi.MaxNameLen)
+// spec.MaxNameLen for the model names and worker ids made from them).
+const MaxNameLen = min(63, spec.MaxNameLen)
 
 // Limits of pool attributes. They are the limits every hive enforces on
 // PUT /v1/workers, so a file that validates is never refused there.

@@ -3,10 +3,12 @@ package hiveapi
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // MaxNameLen is the longest model name or worker id the hive accepts.
-const MaxNameLen = 64
+const MaxNameLen = spec.MaxNameLen
 
 var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 

@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultPort is the port a hive listens on unless told otherwise.
-const DefaultPort = 9200
+const DefaultPort = spec.DefaultHivePort
 
 // Health is the body of GET /v1/health.
 type Health struct {
