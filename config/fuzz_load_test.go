@@ -12,32 +12,34 @@ import (
 // in its input, which is at most MaxConfigBytes.
 const loadTimeout = 30 * time.Second
 
-// hostileSeeds are the inputs that crashed, hung or misread before the
-// loader bounded them, plus the new blocks.
+// hostileSeeds are the shapes of input that crashed, hung or misread before
+// the loader bounded them, plus the new blocks.
 func hostileSeeds() []string {
 	deep := func(open, mid, close string, n int) string {
 		return "locals { x = " + strings.Repeat(open, n) + mid + strings.Repeat(close, n) + " }\n"
 	}
-	const n = 70000
+	// Past every bound, yet small enough for the fuzzer to mutate quickly
+	// (TestHostileShapes checks the 70,000-deep originals).
+	const n = 3000
 	fleet := "# fleet\nnode \"local\" {\n  connection = \"local\"\n}\nmodel \"m\" { source = \"synth:tiny\" }\npool \"p\" {\n  model = \"m\"\n  nodes = [\"local\"]\n}\n"
 	var utf16 []byte
 	for _, c := range []byte(fleet) {
 		utf16 = append(utf16, c, 0)
 	}
-	big := strings.Repeat("a", 300<<10)
+	big := strings.Repeat("a", 40<<10)
 	return []string{
 		deep("[", "", "]", n),
 		deep("(", "1", ")", n),
 		deep("{a=", "1", "}", n),
-		deep(`"${`, "1", `}"`, n/10),
-		deep("lower(", `"a"`, ")", n/10),
-		"locals { x = \"" + strings.Repeat("%{if true}", n/10) + strings.Repeat("%{endif}", n/10) + "\" }\n",
-		"node \"a\" " + strings.Repeat("{ b ", n/10) + strings.Repeat("}", n/10),
+		deep(`"${`, "1", `}"`, n),
+		deep("lower(", `"a"`, ")", n),
+		"locals { x = \"" + strings.Repeat("%{if true}", n) + strings.Repeat("%{endif}", n) + "\" }\n",
+		"node \"a\" " + strings.Repeat("{ b ", n) + strings.Repeat("}", n),
 		"locals { x = " + strings.Repeat("!", n) + "true }\n",
 		"locals { x = " + strings.Repeat("-", n) + "1 }\n",
 		"locals { x = 1" + strings.Repeat("+1", n) + " }\n",
-		"locals { x = " + strings.Repeat("true ? 1 : ", n/10) + "1 }\n",
-		"locals { x = [[1]]" + strings.Repeat("[0]", n/10) + " }\n",
+		"locals { x = " + strings.Repeat("true ? 1 : ", n) + "1 }\n",
+		"locals { x = [[1]]" + strings.Repeat("[0]", n) + " }\n",
 		"locals {\n" + strings.Repeat("a = local.a\n", 100) + "}\n",
 		strings.ReplaceAll(fleet, "\n", "\r"),
 		strings.ReplaceAll(fleet, "\n", "\r\n"),

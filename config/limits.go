@@ -28,14 +28,14 @@ const (
 
 var labelRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
 
-// clip quotes s for a message, shortened to its first 60 characters when
-// it is longer.
+// clip quotes s for a message, shortened to its first 60 characters and "…"
+// when it is longer (the messages that clip say how long it is).
 func clip(s string) string {
 	if utf8.RuneCountInString(s) <= 60 {
 		return fmt.Sprintf("%q", s)
 	}
 	r := []rune(s)
-	return fmt.Sprintf("%q… (%d bytes)", string(r[:60]), len(s))
+	return fmt.Sprintf("%q…", string(r[:60]))
 }
 
 // CheckHost reports whether h is an IP address or a DNS name of at most

@@ -159,7 +159,7 @@ func TestFileSize(t *testing.T) {
 	big := "# " + strings.Repeat("x", MaxConfigBytes) + "\n"
 	t.Run("one file", func(t *testing.T) {
 		_, diags := parse(t, big, LoadOptions{})
-		expectDiag(t, diags, "Error: rbee.hcl:1:1: Configuration too large", "at most 2.0 MiB")
+		expectDiag(t, diags, "Error: rbee.hcl:1:1: Configuration too large", "at most 2097152 (2.0 MiB)")
 	})
 	dir := t.TempDir()
 	half := "# " + strings.Repeat("x", MaxConfigBytes/2) + "\n"

@@ -54,9 +54,9 @@ func tooLarge(name string, size int64, budget int) *hcl.Diagnostic {
 		left = fmt.Sprintf(" (the files read before it left %s)", byteSize(int64(budget)))
 	}
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Configuration too large", Subject: fileStart(name),
-		Detail: fmt.Sprintf("%s is %s; a configuration may hold at most %s in all its files and -var-file files together%s. "+
+		Detail: fmt.Sprintf("%s is %d bytes; a configuration may hold at most %d (%s) in all its files and -var-file files together%s. "+
 			"A fleet of 10,000 nodes takes about 1 MiB: remove what is not needed, or use locals and variables to say a value once.",
-			name, byteSize(size), byteSize(MaxConfigBytes), left)}
+			name, size, MaxConfigBytes, byteSize(MaxConfigBytes), left)}
 }
 
 func byteSize(n int64) string {

@@ -192,3 +192,167 @@ Feature: rbee validate and rbee fmt check and tidy the configuration
     Then the exit code is 1
     And stderr contains "Error: rbee.hcl:6:11: Undefined local value"
     And stderr contains "Did you mean \"nodes\"?"
+
+  Scenario: a file nested 70,000 deep is refused at its place, without a crash
+    Given a file "rbee.hcl" with repetitions:
+      """
+      locals { x = {{[ * 70000}}{{] * 70000}} }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:113: Nested too deeply"
+    And stderr contains "at most 100 levels"
+    And stderr does not contain "stack overflow"
+    Given a file "rbee.hcl" with repetitions:
+      """
+      locals { x = {{( * 70000}}1{{) * 70000}} }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:113: Nested too deeply"
+    Given a file "rbee.hcl" with repetitions:
+      """
+      locals { x = {{! * 70000}}true }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:1014: Expression too long"
+    And stderr contains "at most 1000 operators"
+    When I run "rbee fmt"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:1014: Expression too long"
+
+  Scenario: a configuration over 2 MiB is refused before it is parsed
+    Given a file "rbee.hcl" with repetitions:
+      """
+      node "local" { connection = "local" }
+      # {{padding * 300000}}
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:1: Configuration too large"
+    And stderr contains "rbee.hcl is 2100041 bytes; a configuration may hold at most 2097152 (2.0 MiB)"
+
+  Scenario: a file with old-Mac CR line endings reads as its lines, not as nothing
+    Given a file "rbee.hcl" with CR line ends:
+      """
+      # the fleet
+      node "local" {
+        connection = "local"
+        hive_port  = 80
+      }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:4:16: Invalid port"
+    And stderr contains "4 |   hive_port  = 80"
+    And stderr contains "Warning: rbee.hcl:1:1: Old Mac line endings"
+    Given a file "rbee.hcl" with CR line ends:
+      """
+      # the fleet
+      node "local" {
+        connection = "local"
+      }
+      """
+    When I run "rbee validate"
+    Then the command succeeds
+    And stdout contains "(1 node, 0 models, 0 pools)"
+    When I run "rbee fmt"
+    Then the command succeeds
+    And the file "rbee.hcl" has no CR
+    When I run "rbee validate"
+    Then the command succeeds
+    And stderr does not contain "Old Mac line endings"
+
+  Scenario: a UTF-16 file is refused, not read as an empty fleet
+    Given a file "rbee.hcl" in UTF-16 with:
+      """
+      node "local" { connection = "local" }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:1:1: File is UTF-16 or UTF-32"
+    And stderr contains "save the file as UTF-8"
+
+  Scenario: oversize values are refused at their line, naming the limit
+    Given a file "rbee.hcl" with repetitions:
+      """
+      node "gpu1" {
+        host        = "{{a * 1048576}}"
+        user        = "{{u * 5000}}"
+        install_dir = "/{{d * 8192}}"
+        env = {
+          BIG = "{{v * 204800}}"
+        }
+      }
+      node "gpu2" { host = "{{b * 64}}.example.com" }
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:2:17: Invalid host"
+    And stderr contains "a DNS name has at most 253"
+    And stderr contains "Error: rbee.hcl:3:17: Invalid user"
+    And stderr contains "a POSIX login name has at most 32"
+    And stderr contains "Error: rbee.hcl:4:17: Invalid install_dir"
+    And stderr contains "a path has at most 4096"
+    And stderr contains "Error: rbee.hcl:6:5: Environment value too long"
+    And stderr contains "at most 32.0 KiB per value"
+    And stderr contains "Error: rbee.hcl:5:9: Environment too large"
+    And stderr contains "at most 128.0 KiB in all"
+    And stderr contains "Error: rbee.hcl:9:22: Invalid host"
+    And stderr contains "has a label of 64 characters"
+    And stderr contains "Error: the configuration has 6 errors"
+
+  Scenario: the gateway, watch and state blocks are checked like the rest
+    Given a file "rbee.hcl" with:
+      """
+      node "local" {
+        connection = "local"
+        file_roots = ["/models", "models"]
+      }
+      gateway {
+        listen = "0.0.0.0:8080"
+        queue  = 200000
+      }
+      watch { allow_destroy = true }
+      state "etcd" {
+        endpoints = ["http://10.0.0.9:2379"]
+      }
+      state "consul" {}
+      """
+    When I run "rbee validate"
+    Then the exit code is 1
+    And stderr contains "Error: rbee.hcl:3:28: Invalid file_roots"
+    And stderr contains "Error: rbee.hcl:6:12: Missing api_keys_file"
+    And stderr contains "Error: rbee.hcl:7:12: Invalid queue"
+    And stderr contains "Error: rbee.hcl:11:16: Invalid endpoint"
+    And stderr contains "set insecure = true"
+    And stderr contains "Error: rbee.hcl:13:1: Duplicate state block"
+    Given a file "rbee.hcl" with:
+      """
+      node "local" {
+        connection = "local"
+        file_roots = ["/models"]
+      }
+      gateway {}
+      watch { allow_destroy = true }
+      state "etcd" {
+        endpoints = ["https://etcd1:2379"]
+      }
+      """
+    When I run "rbee validate"
+    Then the command succeeds
+
+  @watch
+  Scenario: rbee watch survives a save nested 70,000 deep and keeps the fleet
+    Given a watched local fleet with 1 replica
+    And the daemon runs with "--interval 2s"
+    Then the local hive comes to run 1 ready worker of pool "chat"
+    When I save "rbee.hcl" by rename with repetitions:
+      """
+      locals { x = {{[ * 70000}}{{] * 70000}} }
+      """
+    Then the daemon status "config.valid" becomes "false"
+    And the daemon status "last_error.text" contains "rbee.hcl:1:113: Nested too deeply"
+    And the daemon makes 1 more passes
+    And the local hive comes to run 1 ready worker of pool "chat"
