@@ -190,6 +190,10 @@ func TestFileSize(t *testing.T) {
 		}
 		_, diags := Load(fifo, LoadOptions{Environ: []string{}})
 		expectDiag(t, diags, "Error: "+fifo+":1:1: Not a regular file", "not a regular file")
+		_, diags = ReadSource(fifo)
+		expectDiag(t, diags, "Error: "+fifo+":1:1: Not a regular file", "not a regular file")
+		_, diags = ReadSource("/dev/zero")
+		expectDiag(t, diags, "Error: /dev/zero:1:1: Not a regular file", "not a regular file")
 	})
 }
 
@@ -259,5 +263,24 @@ func TestLongLinesAreCutInDiagnostics(t *testing.T) {
 	}
 	if !strings.Contains(out, "nope] }\n") {
 		t.Fatalf("the cut does not show the place:\n%s", out)
+	}
+}
+
+// TestHostileVariableValues: -var and RBEE_VAR_ values of a typed variable
+// are parsed as HCL too, under the same bounds.
+func TestHostileVariableValues(t *testing.T) {
+	src := "variable \"x\" { default = [] }\n" + localFleet
+	deep := strings.Repeat("[", 60000) + strings.Repeat("]", 60000)
+	for name, opts := range map[string]LoadOptions{
+		"-var":      {Vars: []string{"x=" + deep}},
+		"RBEE_VAR_": {Environ: []string{"RBEE_VAR_x=" + deep}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, diags := parse(t, src, opts)
+			out := render(diags)
+			if !strings.Contains(out, "Error: Invalid variable value") || !strings.Contains(out, "Nested too deeply") || len(out) > 4096 {
+				t.Fatalf("%d bytes:\n%.2000s", len(out), out)
+			}
+		})
 	}
 }

@@ -20,6 +20,18 @@ const MaxConfigBytes = 2 << 20
 // errTooLarge is returned by readSource for a file over its budget.
 var errTooLarge = errors.New("too large")
 
+// ReadSource reads one configuration file the way Load does: a regular file
+// of at most MaxConfigBytes, refused with a diagnostic otherwise. Commands
+// that read a file themselves (fmt) use it so that no input, such as
+// /dev/zero or a FIFO, can make them hang or run out of memory.
+func ReadSource(path string) ([]byte, Diagnostics) {
+	b, diag := readSource(path, MaxConfigBytes)
+	if diag != nil {
+		return nil, Diagnostics{Diags: hcl.Diagnostics{diag}}
+	}
+	return b, Diagnostics{}
+}
+
 // readSource reads the file at path, at most budget bytes of it: a file that
 // is larger, or that is not a regular file (a device, a pipe), is refused
 // before it is read into memory.

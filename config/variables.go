@@ -107,10 +107,15 @@ func (d *decoder) setFromString(v *variable, raw, origin string) {
 		v.value, v.set = cty.StringVal(raw), true
 		return
 	}
+	if bad := checkNesting(origin, []byte(raw)); bad != nil {
+		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
+			Detail: fmt.Sprintf("%s: %s: %s", origin, bad.Summary, bad.Detail)})
+		return
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), origin, hcl.InitialPos)
 	if diags.HasErrors() {
 		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
-			Detail: fmt.Sprintf("%s: %q is not a valid %s value.", origin, raw, ty.FriendlyName())})
+			Detail: fmt.Sprintf("%s: %s is not a valid %s value.", origin, clip(raw), ty.FriendlyName())})
 		return
 	}
 	val, diags := expr.Value(nil)
@@ -122,7 +127,7 @@ func (d *decoder) setFromString(v *variable, raw, origin string) {
 		}
 	}
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
-		Detail: fmt.Sprintf("%s: %q is not a valid %s value (the type of the variable's default).", origin, raw, ty.FriendlyName())})
+		Detail: fmt.Sprintf("%s: %s is not a valid %s value (the type of the variable's default).", origin, clip(raw), ty.FriendlyName())})
 }
 
 func (d *decoder) applyVarFile(path string) {
