@@ -38,14 +38,14 @@ type Recorder interface {
 // Applier executes plans against the fleet and records the results in Store.
 type Applier struct {
 	Store       Recorder
-	Tokens      Tokens    // where hive tokens are kept (NewTokens(Store.Dir()))
+	Tokens      Tokens    // where hive tokens are kept (TokensOf(Store))
 	Out         io.Writer // progress lines and the summary
 	Parallelism int       // steps at once; 0 means DefaultParallelism
 }
 
 // New returns an applier for store that writes progress to out.
 func New(store Recorder, out io.Writer) *Applier {
-	return &Applier{Store: store, Tokens: NewTokens(store.Dir()), Out: out, Parallelism: DefaultParallelism}
+	return &Applier{Store: store, Tokens: TokensOf(store), Out: out, Parallelism: DefaultParallelism}
 }
 
 // Failure is a change that did not complete: it failed (Err) or never ran
@@ -387,6 +387,9 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	if before != nil {
 		id = planner.RecordedWorkerID(before)
 	}
+	if c.CreateBeforeDestroy {
+		return e.workerFirst(ctx, cl, c, id)
+	}
 	if c.Action == planner.Delete || c.Action == planner.Replace {
 		if err := cl.DeleteWorker(ctx, id); !e.removed(c, err) {
 			return fmt.Errorf("stop worker %s on %s: %w", id, c.Addr.Node, err)
@@ -401,6 +404,13 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	if after.ID != "" {
 		id = after.ID
 	}
+	return e.startWorker(ctx, cl, c, id)
+}
+
+// startWorker starts the desired worker of c under id, waits until it is
+// ready and records it.
+func (e *executor) startWorker(ctx context.Context, cl *hiveapi.Client, c *planner.Change, id string) error {
+	after := c.After.(*state.WorkerRecord)
 	st, err := cl.PutWorker(ctx, id, workerConfig(after), true)
 	if err != nil {
 		return fmt.Errorf("start worker %s on %s: %w%s", id, c.Addr.Node, err, e.workerLogs(ctx, cl, id))
@@ -416,7 +426,26 @@ func (e *executor) worker(ctx context.Context, c *planner.Change) error {
 	}
 	rec.UpdatedAt = time.Now().UTC()
 	e.setDetail(c.Addr, fmt.Sprintf("%s, pid %d", st.URL, st.PID))
-	return store.Put(ctx, rec)
+	return e.a.Store.Put(ctx, rec)
+}
+
+// workerFirst replaces a worker create-before-destroy: the new one starts
+// under its other id and is ready (and recorded) before the old one, under
+// oldID, drains its requests in flight and stops. A replica is never out
+// of service.
+func (e *executor) workerFirst(ctx context.Context, cl *hiveapi.Client, c *planner.Change, oldID string) error {
+	newID := c.After.(*state.WorkerRecord).ID
+	if err := e.startWorker(ctx, cl, c, newID); err != nil {
+		// The old worker still serves; the one that failed to start goes.
+		if derr := cl.DeleteWorker(context.WithoutCancel(ctx), newID); derr != nil && !api.HasStatus(derr, http.StatusNotFound) {
+			err = fmt.Errorf("%w (and removing it failed: %v)", err, derr)
+		}
+		return err
+	}
+	if err := cl.DeleteWorker(ctx, oldID); err != nil && !api.HasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("the new worker %s serves, but stopping the old one, %s, on %s failed: %w; it keeps running: stop it with DELETE /v1/workers/%s on the hive", newID, oldID, c.Addr.Node, err, oldID)
+	}
+	return nil
 }
 
 // workerConfig is what the hive is asked to run for the desired worker w.

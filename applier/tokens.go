@@ -15,14 +15,36 @@ import (
 // token (one 0600 file per node), so the CLI can talk to hives that need one.
 const TokenDir = "hive-tokens"
 
-// Tokens stores hive tokens beside the state.
-type Tokens struct{ Dir string }
+// Tokens stores hive tokens beside the state, or in the state itself when
+// it has a Keeper (etcd, shared by every machine).
+type Tokens struct {
+	Dir    string
+	Keeper TokenKeeper // nil: files in Dir
+}
+
+// TokenKeeper keeps hive tokens in a state backend instead of files.
+type TokenKeeper interface {
+	HiveToken(node string) (string, error)
+	PutHiveToken(node, token string) error
+	RemoveHiveToken(node string) error
+}
 
 // NewTokens returns the token store of a state folder.
 func NewTokens(stateDir string) Tokens { return Tokens{Dir: filepath.Join(stateDir, TokenDir)} }
 
+// TokensOf returns the token store of a state: the state itself when it is
+// a TokenKeeper (the etcd state), else the files in its folder.
+func TokensOf(st interface{ Dir() string }) Tokens {
+	t := NewTokens(st.Dir())
+	t.Keeper, _ = st.(TokenKeeper)
+	return t
+}
+
 // Get returns the token of node's hive, or "" when none is recorded.
 func (t Tokens) Get(node string) (string, error) {
+	if t.Keeper != nil {
+		return t.Keeper.HiveToken(node)
+	}
 	p := filepath.Join(t.Dir, node)
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return "", nil
@@ -32,6 +54,9 @@ func (t Tokens) Get(node string) (string, error) {
 
 // Put records node's token with mode 0600.
 func (t Tokens) Put(node, token string) error {
+	if t.Keeper != nil {
+		return t.Keeper.PutHiveToken(node, token)
+	}
 	if err := os.MkdirAll(t.Dir, 0o700); err != nil {
 		return err
 	}
@@ -44,6 +69,9 @@ func (t Tokens) Put(node, token string) error {
 
 // Remove forgets node's token.
 func (t Tokens) Remove(node string) error {
+	if t.Keeper != nil {
+		return t.Keeper.RemoveHiveToken(node)
+	}
 	err := os.Remove(filepath.Join(t.Dir, node))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

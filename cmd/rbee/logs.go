@@ -54,7 +54,7 @@ func runLogs(cmd *cobra.Command, addr string, opts logs.Options) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	src, err := logs.Open(ctx, snap, addr, applier.NewTokens(st.Dir()).Client)
+	src, err := logs.Open(ctx, snap, addr, applier.TokensOf(st).Client)
 	if err != nil {
 		return exitCode(1, err)
 	}

@@ -11,18 +11,22 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
 
-// newBackend opens the state named by --state as an operation backend.
+// newBackend opens the state (openState) as an operation backend; the
+// refresh reads hive tokens where the state keeps them.
 func newBackend(cmd *cobra.Command) (*operation.Backend, error) {
 	st, err := openState(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return &operation.Backend{State: st}, nil
+	r := applier.NewRefresher(st.Dir())
+	r.Tokens = applier.TokensOf(st)
+	return &operation.Backend{State: st, Refresher: r}, nil
 }
 
 // lockPolicy is -lock and -lock-timeout (commands without -lock always lock).

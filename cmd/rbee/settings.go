@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/state"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -138,8 +139,13 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	if diags.HasErrors() {
 		return nil, exitCode(1, diags.Err())
 	}
+	loadedConfigs.Store(cmd, cfg)
 	return cfg, nil
 }
+
+// loadedConfigs keeps the configuration loadConfig read for each command,
+// so openState finds its state block without reading the files again.
+var loadedConfigs sync.Map // *cobra.Command → *config.Config
 
 // loadOptions are the config.LoadOptions of every command: the state folder
 // and -var/-var-file (when the command has them; absent flags read as empty).
@@ -150,8 +156,16 @@ func loadOptions(cmd *cobra.Command) config.LoadOptions {
 	return opts
 }
 
-// openState opens the state folder named by --state.
-func openState(cmd *cobra.Command) (*state.Store, error) {
+// openState opens the state: the etcd backend of the configuration's
+// state block, else the Pebble folder named by --state.
+func openState(cmd *cobra.Command) (operation.State, error) {
+	b, err := stateBackend(cmd)
+	if err != nil {
+		return nil, exitCode(1, err)
+	}
+	if b != nil {
+		return openBackend(cmd.Context(), b, stateDir(cmd))
+	}
 	st, err := state.Open(cmd.Context(), stateDir(cmd), state.Options{})
 	if err != nil {
 		return nil, exitCode(1, err)
@@ -160,7 +174,7 @@ func openState(cmd *cobra.Command) (*state.Store, error) {
 }
 
 // openSnapshot opens the state and reads every record, without the lock.
-func openSnapshot(cmd *cobra.Command) (*state.Store, *state.Snapshot, error) {
+func openSnapshot(cmd *cobra.Command) (operation.State, *state.Snapshot, error) {
 	st, err := openState(cmd)
 	if err != nil {
 		return nil, nil, err

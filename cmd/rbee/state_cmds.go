@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -30,6 +29,7 @@ func newStateCmd() *cobra.Command {
 workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 	}
 	cmd.AddCommand(newStateListCmd(), newStateShowCmd(), newStateRmCmd(), newStateRestoreCmd(), newStateUnlockCmd())
+	cmd.AddCommand(newStateMigrateCmd())
 	return cmd
 }
 
@@ -49,7 +49,7 @@ func newStateListCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "Note: the state is locked by %s\n", l)
 			}
 			if snap.Len() == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "The state in %s is empty: nothing has been applied yet.\n", st.Dir())
+				fmt.Fprintf(cmd.ErrOrStderr(), "The state in %s is empty: nothing has been applied yet.\n", describeState(st))
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -177,12 +177,8 @@ afterwards to see how the fleet differs. The state being replaced becomes the
 new backup, so a restore can itself be undone with another restore.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := filepath.Join(stateDir(cmd), state.BackupFile)
-			if len(args) == 1 {
-				path = args[0]
-			}
 			// Read before locking: taking the lock writes a new backup.
-			from, err := state.ReadBackup(path)
+			from, path, err := readBackup(cmd, args)
 			if err != nil {
 				return exitCode(1, fmt.Errorf("read the backup: %w", err))
 			}
@@ -227,15 +223,15 @@ func describe(rec state.Record) (string, string) {
 		if ver == "" {
 			ver = "unknown"
 		}
-		return r.Status, fmt.Sprintf("%s, last contact %s, install_dir %s, hive %s", where, ago(r.LastContact), r.InstallDir, ver)
+		return string(r.Status), fmt.Sprintf("%s, last contact %s, install_dir %s, hive %s", where, ago(r.LastContact), r.InstallDir, ver)
 	case *state.ModelRecord:
 		sum := r.ActualSHA256
 		if len(sum) > 12 {
 			sum = sum[:12] + "…"
 		}
-		return r.Status, fmt.Sprintf("%s, %d bytes, sha256 %s", r.Source, r.Size, dash(sum))
+		return string(r.Status), fmt.Sprintf("%s, %d bytes, sha256 %s", r.Source, r.Size, dash(sum))
 	case *state.WorkerRecord:
-		return r.State, fmt.Sprintf("%s, %s, %s, ctx_size %d, %d slots, restarts %d", r.Model, dash(r.URL), r.Backend, r.CtxSize, r.Slots, r.Restarts)
+		return string(r.State), fmt.Sprintf("%s, %s, %s, ctx_size %d, %d slots, restarts %d", r.Model, dash(r.URL), r.Backend, r.CtxSize, r.Slots, r.Restarts)
 	}
 	return "", ""
 }

@@ -73,7 +73,7 @@ func runStatus(cmd *cobra.Command, asJSON, watch bool, interval, timeout time.Du
 	if err != nil {
 		return err
 	}
-	tokens := applier.NewTokens(st.Dir())
+	tokens := applier.TokensOf(st)
 	g := &status.Gatherer{
 		Hive:    func(n *state.NodeRecord) (*hiveapi.Client, error) { return tokens.Client(n) },
 		Timeout: timeout,

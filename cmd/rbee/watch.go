@@ -84,9 +84,14 @@ the lock and exits 0; a second signal exits at once.`,
 			})
 			defer stop()
 
+			st, err := openState(cmd)
+			if err != nil {
+				return err
+			}
 			r, err := reconciler.New(ctx, reconciler.Options{
 				ConfigPath:   configPath(cmd),
 				StateDir:     stateDir(cmd),
+				State:        st,
 				Load:         loadOptions(cmd),
 				Interval:     interval,
 				Debounce:     debounce,
