@@ -23,7 +23,7 @@ const (
 
 // BenchmarkPromptCache measures, in process on the TinyLlama-shaped Q4_0
 // synth model, a chat's second turn against its first: both start with the
-// same ~450-token conversation, the second adds the first reply and a new
+// same 450-token conversation, the second adds the first reply and a new
 // question. Reported: time to first token of the second turn ÷ the first
 // (target ≤ 0.1), and the same ratio with the prompt cache off, which is
 // what every turn cost before the cache. Medians of interleaved rounds.
@@ -83,7 +83,7 @@ func BenchmarkPromptCache(b *testing.B) {
 	}
 }
 
-// cacheBenchConversation is at least cacheBenchPrefix tokens of text.
+// cacheBenchConversation is cacheBenchPrefix tokens of text.
 func cacheBenchConversation(b *testing.B, eng *engine.Engine) []int {
 	text := ""
 	for {
@@ -93,7 +93,7 @@ func cacheBenchConversation(b *testing.B, eng *engine.Engine) []int {
 			b.Fatal(err)
 		}
 		if len(ids) >= cacheBenchPrefix {
-			return ids
+			return ids[:cacheBenchPrefix]
 		}
 	}
 }
