@@ -108,3 +108,32 @@ Feature: the worker's OpenAI surface, checked with the official OpenAI Go client
     Then the end event reports some cached prompt tokens
     When I GET "/metrics" from the worker
     Then the response body contains "rbee_worker_prompt_tokens_cached_total"
+
+  Scenario Outline: embeddings from a worker started with --embeddings (<model>)
+    Given a ready worker on the <model> with "--embeddings --ctx-size 256"
+    When the OpenAI client embeds 3 texts as float
+    Then 3 embeddings of the same non-zero length come back
+    And I remember the embeddings as "floats"
+    When the OpenAI client embeds 3 texts as base64
+    Then 3 embeddings of the same non-zero length come back
+    And the embeddings equal "floats"
+    When the OpenAI client embeds 2 token lists as float
+    Then 2 embeddings of the same non-zero length come back
+    When the OpenAI client embeds "one plain string"
+    Then 1 embeddings of the same non-zero length come back
+    When I POST to "/v1/embeddings" on the worker:
+      """
+      {"input": [[1, 99999999]]}
+      """
+    Then the response status is 400
+    And the response JSON "error.param" is "input[0]"
+
+    Examples:
+      | model                               |
+      | tiny model                          |
+      | shared model "qwen2-Q4_K_M.gguf"    |
+
+  Scenario: a worker started without --embeddings says how to turn them on
+    Given a ready worker on the tiny model
+    When the OpenAI client embeds "hello"
+    Then the OpenAI request was refused with 400 saying "rbee worker --embeddings"

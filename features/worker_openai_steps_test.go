@@ -324,7 +324,7 @@ func registerWorkerOpenAISteps(sc *godog.ScenarioContext, ww *workerWorld) {
 	})
 	sc.Step(`^(\d+) embeddings of the same non-zero length come back$`, func(n int) error {
 		if reply.err != nil {
-			return reply.err
+			return describe(reply.err)
 		}
 		if len(reply.embeddings) != n {
 			return fmt.Errorf("%d embeddings, want %d", len(reply.embeddings), n)
@@ -333,10 +333,15 @@ func registerWorkerOpenAISteps(sc *godog.ScenarioContext, ww *workerWorld) {
 			if len(e) == 0 || len(e) != len(reply.embeddings[0]) {
 				return fmt.Errorf("embedding %d has %d values, the first %d", i, len(e), len(reply.embeddings[0]))
 			}
+			var ss float64
 			for _, f := range e {
 				if math.IsNaN(f) || math.IsInf(f, 0) {
 					return fmt.Errorf("embedding %d holds %v", i, f)
 				}
+				ss += f * f
+			}
+			if math.Abs(math.Sqrt(ss)-1) > 1e-3 {
+				return fmt.Errorf("embedding %d has length %v, want 1 (normalised as OpenAI's are)", i, math.Sqrt(ss))
 			}
 		}
 		return nil
@@ -387,6 +392,24 @@ func registerWorkerOpenAISteps(sc *godog.ScenarioContext, ww *workerWorld) {
 			return fmt.Errorf("%d of %d prompt tokens cached, want %s: %s", n, end.PromptTokens, how, ev)
 		}
 		return nil
+	})
+	sc.Step(`^the stream "([^"]*)" runs to its end with "([^"]*)" "([^"]*)"$`, func(name, key, want string) error {
+		// Unlike "ends with", the stream is not cancelled: it may need all
+		// its tokens, so the bound is generous.
+		s, ok := ww.streams[name]
+		if !ok {
+			return fmt.Errorf("no stream %q", name)
+		}
+		select {
+		case <-s.done:
+		case <-time.After(3 * time.Minute):
+			return fmt.Errorf("stream %q did not end within 3 minutes (%d events)", name, len(s.snapshot()))
+		}
+		ev, err := findEvent(s.snapshot(), "end")
+		if err != nil {
+			return fmt.Errorf("stream %q: %w (err %v)", name, err, s.err)
+		}
+		return eventField(ev, key, want)
 	})
 	sc.Step(`^the worker's metrics pass "promtool check metrics"$`, func() error {
 		promtool, err := exec.LookPath("promtool")
@@ -441,6 +464,15 @@ func (ww *workerWorld) chatJSON(ctx context.Context, p openai.ChatCompletionNewP
 		return fmt.Errorf("finish reason %q after %d tokens, want stop (the grammar ends the reply): %q", reply.finish, reply.usage.CompletionTokens, reply.text)
 	}
 	return nil
+}
+
+// describe adds the body of an OpenAI API error, which its Error() leaves out.
+func describe(err error) error {
+	var e *openai.Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("%w: %s", err, e.RawJSON())
+	}
+	return err
 }
 
 // jsonObjectPrefix checks that text is the start of a JSON object: every

@@ -73,7 +73,7 @@ Feature: the worker stays up, drains, and says why it cannot start
     Given a ready worker on the tiny model with "--slots 2 --ctx-size 8192"
     When I start streaming to "/v1/inference" on the worker as "long":
       """
-      {"prompt": "Tell me a long story", "max_tokens": 300, "ignore_eos": true}
+      {"prompt": "Tell me a long story", "max_tokens": 200, "ignore_eos": true}
       """
     And the stream "long" has received 3 token events
     And I POST to "/v1/admin/drain" on the worker:
@@ -93,7 +93,7 @@ Feature: the worker stays up, drains, and says why it cannot start
     Then the response status is 503
     And the response JSON "error.code" is "DRAINING"
     And the response header "Retry-After" is "1"
-    And the stream "long" ends with "stop_reason" "max_tokens"
+    And the stream "long" runs to its end with "stop_reason" "max_tokens"
     When I GET "/v1/ready" from the worker
     Then the response JSON "in_flight" is 0
     And the response JSON "state" is "draining"

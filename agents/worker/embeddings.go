@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/engine"
@@ -167,6 +170,35 @@ func tokenizeInputs(eng *engine.Engine, inputs []embeddingInput) ([][]int, int, 
 		total += len(toks)
 	}
 	return batch, total, nil
+}
+
+// embed runs the batch through the engine while the request lasts; it is
+// counted in flight, so a drain waits for it and a shutdown cancels it.
+func (s *Server) embed(r *http.Request, eng *engine.Engine, batch [][]int) ([][]float32, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	id := "embd-" + strings.TrimPrefix(newJobID(), "job-")
+	if err := s.addJob(id, cancel); err != nil {
+		return nil, err
+	}
+	defer s.removeJob(id)
+	vecs, err := eng.Embed(ctx, batch)
+	switch {
+	case errors.Is(err, engine.ErrRequest):
+		return nil, fieldError("input", "%v", err)
+	case errors.Is(err, engine.ErrClosed):
+		return nil, errShuttingDown()
+	case err != nil:
+		return nil, api.Errorf(http.StatusInternalServerError, "EMBEDDING_FAILED", "embedding failed: %v", err)
+	}
+	for i, v := range vecs {
+		for _, f := range v {
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				return nil, api.Errorf(http.StatusInternalServerError, "EMBEDDING_FAILED", "the model gave a non-finite value in embedding %d", i)
+			}
+		}
+	}
+	return vecs, nil
 }
 
 // encodeEmbedding is a vector as JSON numbers, or for "base64" the base64 of
