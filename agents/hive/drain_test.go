@@ -130,3 +130,33 @@ func TestDeleteDrainsWithinItsTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A new drain_timeout applies to the running worker: no restart.
+func TestDrainTimeoutIsAnUpdateInPlace(t *testing.T) {
+	h, c := newFakeWorkerHive(t, "stuck")
+	ctx := context.Background()
+	if _, err := c.PutModel(ctx, "tiny", hiveapi.ModelSpec{Source: "synth:tiny"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hiveapi.WorkerConfig{Model: "tiny", Slots: 1, CtxSize: 512, DrainTimeout: "300ms"}
+	first, err := c.PutWorker(ctx, "w", cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DrainTimeout = "1s"
+	again, err := c.PutWorker(ctx, "w", cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.PID != first.PID || again.ConfigHash != first.ConfigHash || again.Config.DrainTimeout != "1s" {
+		t.Fatalf("after a drain_timeout change: %+v, before: %+v", again, first)
+	}
+	h2, err := New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Shutdown()
+	if got := h2.workers["w"].drainTimeout(); got != time.Second {
+		t.Errorf("persisted drain timeout = %s, want 1s", got)
+	}
+}

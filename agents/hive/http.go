@@ -281,6 +281,14 @@ func (h *Hive) ensureWorker(ctx context.Context, id string, cfg hiveapi.WorkerCo
 		return nil, 0, api.Errorf(http.StatusConflict, "WORKER_STOPPING", "worker %q is being deleted (draining its requests); put it again once the delete has finished", id)
 	}
 	if old != nil && old.hash == hash {
+		if old.setLive(cfg) {
+			h.mu.Lock()
+			err := h.saveIntentionsLocked()
+			h.mu.Unlock()
+			if err != nil {
+				return nil, 0, fmt.Errorf("persist the worker list: %w", err)
+			}
+		}
 		old.start() // no-op while it runs
 		return old, http.StatusOK, nil
 	}
@@ -330,7 +338,7 @@ func (h *Hive) checkPort(id string, port int) error {
 func (h *Hive) saveIntentionsLocked() error {
 	ws := make([]intention, 0, len(h.workers))
 	for id, wk := range h.workers {
-		ws = append(ws, intention{ID: id, Config: wk.cfg})
+		ws = append(ws, intention{ID: id, Config: wk.config()})
 	}
 	return saveIntentions(h.cfg.DataDir, ws)
 }

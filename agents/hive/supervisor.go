@@ -111,11 +111,34 @@ func (s *supervised) stopAndWait() { s.stopWithin(s.drainTimeout()) }
 
 // drainTimeout is the worker's drain_timeout (DefaultDrainTimeout when unset).
 func (s *supervised) drainTimeout() time.Duration {
-	d, err := parseDuration(s.cfg.DrainTimeout)
+	s.mu.Lock()
+	v := s.cfg.DrainTimeout
+	s.mu.Unlock()
+	d, err := parseDuration(v)
 	if err != nil || d <= 0 {
 		return hiveapi.DefaultDrainTimeout
 	}
 	return d
+}
+
+// config returns the worker's configuration as it is now.
+func (s *supervised) config() hiveapi.WorkerConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// setLive applies the settings of cfg (same ConfigHash) that a running worker
+// takes without a restart; it reports whether anything changed.
+func (s *supervised) setLive(cfg hiveapi.WorkerConfig) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.DrainTimeout == cfg.DrainTimeout {
+		return false
+	}
+	s.cfg.DrainTimeout = cfg.DrainTimeout
+	s.st.Config = s.cfg
+	return true
 }
 
 // stopWithin is stopAndWait with the drain bounded by limit.

@@ -113,8 +113,8 @@ type WorkerConfig struct {
 	Port        int    `json:"port,omitempty"`
 	// DrainTimeout bounds how long a worker being stopped may finish the
 	// requests in flight before it is stopped anyway; "" means
-	// DefaultDrainTimeout (and is what Normalized writes for it, so the
-	// default does not change ConfigHash).
+	// DefaultDrainTimeout (and is what Normalized writes for it). It is not
+	// part of ConfigHash: a new value applies to the running worker.
 	DrainTimeout string `json:"drain_timeout,omitempty"`
 }
 
@@ -168,10 +168,14 @@ func canonicalDuration(s string, def time.Duration) string {
 }
 
 // ConfigHash is the identity of a worker configuration: PUT /v1/workers/{id}
-// with the same hash is a no-op, a different hash replaces the worker. It is
-// the first 16 hex digits of the sha256 of the normalized config as JSON.
+// with the same hash keeps the worker, a different hash replaces it. It is
+// the first 16 hex digits of the sha256 of the normalized config as JSON,
+// without DrainTimeout: that one applies to the running worker (an update in
+// place, no restart).
 func ConfigHash(c WorkerConfig) string {
-	b, _ := json.Marshal(c.Normalized())
+	c = c.Normalized()
+	c.DrainTimeout = ""
+	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
