@@ -4,65 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/internal/testetcd"
+	"github.com/rbee-dev/rbee/internal/testsshd"
+	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/state"
 )
 
-// etcdBin is the etcd server the tests start (Debian's etcd-server).
-func etcdBin(t testing.TB) string {
-	if p := os.Getenv("RBEE_ETCD"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Skip("etcd is not installed (apt-get install etcd-server, or scripts/deps.sh)")
-	}
-	return p
-}
+var (
+	_ operation.State     = (*Store)(nil)
+	_ applier.TokenKeeper = (*Store)(nil)
+)
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // startEtcd runs a one-member etcd on loopback until the test ends and
 // returns its client URL.
 func startEtcd(t testing.TB) string {
 	t.Helper()
-	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(etcdBin(t), "--name", "t", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t="+peer,
-		"--log-level", "error")
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
+	c, err := testetcd.Start(t.TempDir(), "127.0.0.1")
+	if errors.Is(err, testetcd.ErrNoEtcd) {
+		t.Skip(err)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := open(t, client, "probe")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := s.CurrentLock(context.Background()); err == nil {
-			return client
-		} else if time.Now().After(deadline) {
-			t.Fatalf("etcd at %s did not come up: %v", client, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Cleanup(c.Stop)
+	return c.Endpoints[0]
 }
 
 func open(t testing.TB, endpoint, prefix string) *Store {
@@ -266,22 +246,22 @@ func TestTooManyRecordsForOneTransaction(t *testing.T) {
 
 func TestTokens(t *testing.T) {
 	ep := startEtcd(t)
-	tok := open(t, ep, "tok").HiveTokens()
+	tok := open(t, ep, "tok")
 	steps := []struct {
 		do   func() error
 		want string
 	}{
 		{func() error { return nil }, ""},
-		{func() error { return tok.Put("a", "secret-1") }, "secret-1"},
-		{func() error { return tok.Put("a", "secret-2") }, "secret-2"},
-		{func() error { return tok.Remove("a") }, ""},
-		{func() error { return tok.Remove("a") }, ""},
+		{func() error { return tok.PutHiveToken("a", "secret-1") }, "secret-1"},
+		{func() error { return tok.PutHiveToken("a", "secret-2") }, "secret-2"},
+		{func() error { return tok.RemoveHiveToken("a") }, ""},
+		{func() error { return tok.RemoveHiveToken("a") }, ""},
 	}
 	for i, st := range steps {
 		if err := st.do(); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		if got, err := tok.Get("a"); err != nil || got != st.want {
+		if got, err := tok.HiveToken("a"); err != nil || got != st.want {
 			t.Errorf("step %d: token %q, %v; want %q", i, got, err, st.want)
 		}
 	}
