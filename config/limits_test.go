@@ -284,3 +284,38 @@ func TestHostileVariableValues(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluationIsBounded: a short file cannot make the loader compute more
+// than it can hold: locals that double each other stop at MaxValueBytes,
+// for expressions (whose cost multiplies) are refused, and locals cannot
+// build a value nested deeper than MaxNesting through each other.
+func TestEvaluationIsBounded(t *testing.T) {
+	var doubling, chain strings.Builder
+	doubling.WriteString("locals {\n  s0 = \"" + strings.Repeat("x", 1000) + "\"\n")
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&doubling, "  s%d = \"${local.s%d}${local.s%d}\"\n", i, i-1, i-1)
+	}
+	doubling.WriteString("}\n")
+	chain.WriteString("locals {\n  l0 = 1\n")
+	for i := 1; i <= 5000; i++ {
+		fmt.Fprintf(&chain, "  l%d = [local.l%d]\n", i, i-1)
+	}
+	chain.WriteString("}\n")
+	cases := []struct{ name, src, want, detail string }{
+		{"doubling strings", doubling.String(), "Error: rbee.hcl:11:8: Value too large", "local.s9 is more than 256.0 KiB"},
+		{"for expression", "locals {\n  a = [1, 2]\n  b = [for x in local.a : [for y in local.a : y]]\n}", "Error: rbee.hcl:3:8: Unsupported for expression", "no for expressions"},
+		{"for object", "locals {\n  b = { for k, v in {a = 1} : k => v }\n}", "Error: rbee.hcl:2:9: Unsupported for expression", "name them once in locals"},
+		{"for directive", "locals {\n  b = \"%{ for x in [1] }${x}%{ endfor }\"\n}", "Error: rbee.hcl:2:11: Unsupported for expression", "directives"},
+		{"interpolations", "locals {\n  s = \"x\"\n  b = \"" + strings.Repeat("${local.s}", 1001) + "\"\n}", "Error: rbee.hcl:3:10008: Expression too long", "operators and ${} interpolations"},
+		{"nested through locals", chain.String(), "Error: rbee.hcl:103:10: Value too large", "nests more than 100 levels deep"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := parse(t, c.src+localFleet, LoadOptions{})
+			expectDiag(t, diags, c.want, c.detail)
+			if n := diags.Errors(); n != 1 {
+				t.Fatalf("%d errors, want 1:\n%.3000s", n, render(diags))
+			}
+		})
+	}
+}

@@ -142,13 +142,14 @@ func envMap(environ []string) map[string]string {
 }
 
 type decoder struct {
-	srcs   map[string][]byte
-	opts   LoadOptions
-	env    map[string]string
-	diags  hcl.Diagnostics
-	vars   map[string]*variable
-	locals map[string]*local
-	budget int // bytes of source still allowed (MaxConfigBytes in all)
+	srcs         map[string][]byte
+	opts         LoadOptions
+	env          map[string]string
+	diags        hcl.Diagnostics
+	vars         map[string]*variable
+	locals       map[string]*local
+	budget       int // bytes of source still allowed (MaxConfigBytes in all)
+	localsBudget int // bytes the locals may still hold (MaxLocalsBytes in all)
 }
 
 type variable struct {

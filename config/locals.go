@@ -11,9 +11,10 @@ import (
 
 // local is one name = expression of a locals block.
 type local struct {
-	attr  *hcl.Attribute
-	value cty.Value
-	done  bool
+	attr   *hcl.Attribute
+	value  cty.Value
+	done   bool
+	failed bool // its value is in error (and null): the locals using it are not evaluated
 }
 
 // declareLocals collects the attributes of every locals block; a name may be
@@ -60,6 +61,7 @@ func (d *decoder) resolveLocals() {
 		waiting[name] = len(deps[name])
 	}
 	base := d.evalContext()
+	d.localsBudget = MaxLocalsBytes
 	var ready []string
 	for _, name := range sortedKeys(d.locals) {
 		if waiting[name] == 0 {
@@ -93,18 +95,28 @@ func (d *decoder) resolveLocals() {
 // evalLocal evaluates local name, whose locals deps are all evaluated.
 func (d *decoder) evalLocal(base *hcl.EvalContext, name string, deps []string) {
 	l := d.locals[name]
+	l.value, l.done = cty.NullVal(cty.DynamicPseudoType), true
 	vals := make(map[string]cty.Value, len(deps))
 	for _, dep := range deps {
+		if d.locals[dep].failed { // reported there; saying it again for each user is noise
+			l.failed = true
+			return
+		}
 		vals[dep] = d.locals[dep].value
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": base.Variables["var"], "local": cty.ObjectVal(vals)}, Functions: base.Functions}
 	a := &attrs{d: d, ctx: ctx, attrs: hcl.Attributes{name: l.attr}, bad: map[string]bool{}}
-	if v, ok := a.value(name, cty.DynamicPseudoType); ok {
-		l.value = v
-	} else {
-		l.value = cty.NullVal(cty.DynamicPseudoType)
+	v, ok := a.value(name, cty.DynamicPseudoType)
+	if !ok {
+		l.failed = a.bad[name]
+		return
 	}
-	l.done = true
+	if bad := boundLocal(name, v, l.attr.Expr.Range(), &d.localsBudget); bad != nil {
+		d.diags = append(d.diags, bad)
+		l.failed = true
+		return
+	}
+	l.value = v
 }
 
 // namesList joins names, at most 10 of them.

@@ -17,8 +17,8 @@ const (
 	// once.
 	MaxNesting = 100
 	// MaxOperators is how many operators (unary, binary, conditional and
-	// index) one expression may chain, counting those of the expressions it
-	// is nested in.
+	// index) and template interpolations one expression may chain, counting
+	// those of the expressions it is nested in.
 	MaxOperators = 1000
 )
 
@@ -47,6 +47,15 @@ func checkNesting(name string, src []byte) *hcl.Diagnostic {
 				if ops++; ops > MaxOperators {
 					return tooComplex(t.Range)
 				}
+			}
+			if t.Type == hclsyntax.TokenTemplateInterp { // each interpolation copies a value into the string
+				top.ops++
+				if ops++; ops > MaxOperators {
+					return tooComplex(t.Range)
+				}
+			}
+			if isFor(toks, i) {
+				return forUnsupported(toks[i+1].Range)
 			}
 			if t.Type == hclsyntax.TokenTemplateControl {
 				directives = max(0, directives+directiveStep(toks, i))
@@ -91,6 +100,27 @@ func endsOperand(t hclsyntax.TokenType) bool {
 	return false
 }
 
+// isFor reports whether the bracket, brace or template directive opening at
+// toks[i] starts a for expression or directive. They are refused: they
+// multiply work by the length of a collection (nested, by the product of
+// several), which no bound on the file can stop, and a fleet needs none.
+func isFor(toks hclsyntax.Tokens, i int) bool {
+	switch toks[i].Type {
+	case hclsyntax.TokenOBrack, hclsyntax.TokenOBrace, hclsyntax.TokenTemplateControl:
+		j := i + 1
+		for j < len(toks) && toks[j].Type == hclsyntax.TokenNewline {
+			j++
+		}
+		return j < len(toks) && toks[j].Type == hclsyntax.TokenIdent && string(toks[j].Bytes) == "for"
+	}
+	return false
+}
+
+func forUnsupported(r hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported for expression", Subject: r.Ptr(),
+		Detail: "rbee configurations have no for expressions or %{ for } directives: their cost grows with the product of the collections they walk. Write the values out, or name them once in locals."}
+}
+
 // directiveStep is +1 for the %{ if } or %{ for } opening a directive at
 // toks[i], -1 for %{ endif } or %{ endfor }, and 0 otherwise: directives
 // nest until they are closed, across template sequences.
@@ -114,5 +144,5 @@ func tooDeep(r hcl.Range) *hcl.Diagnostic {
 
 func tooComplex(r hcl.Range) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expression too long", Subject: r.Ptr(),
-		Detail: fmt.Sprintf("this is operator %d of one expression; an expression may chain at most %d operators (counting those of the expressions it is inside). Split it into locals.", MaxOperators+1, MaxOperators)}
+		Detail: fmt.Sprintf("this is operator or interpolation %d of one expression; an expression may chain at most %d operators and ${} interpolations (counting those of the expressions it is inside). Split it into locals.", MaxOperators+1, MaxOperators)}
 }
