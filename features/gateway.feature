@@ -96,3 +96,23 @@ Feature: rbee gateway, one OpenAI-compatible endpoint for the whole fleet
     And the answer is an OpenAI error with code "invalid_api_key"
     And GET "/health" of the gateway answers 200
     And the gateway output does not contain "key-one-7f3a"
+
+  Scenario: an apply that changes ctx_size of a 2-replica pool while a client streams loses no request
+    Given a local fleet file with these pools of model "tiny":
+      | pool | replicas | slots | ctx_size |
+      | chat | 2        | 1     | 1024     |
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And the gateway runs
+    When a client streams completions of 8 tokens from "chat" through the gateway in a loop as "loop"
+    Then client loop "loop" has completed 2 requests without an error
+    When I run "sed -i 's/ctx_size = 1024/ctx_size = 2048/' rbee.hcl"
+    And I run "rbee plan"
+    Then stdout contains "+/- worker.chat[local/0]: ctx_size 1024 → 2048"
+    And stdout contains "+/- worker.chat[local/1]: ctx_size 1024 → 2048"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And client loop "loop" has completed 2 more requests without an error
+    And client loop "loop" lost no request
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0

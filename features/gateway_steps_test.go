@@ -127,6 +127,7 @@ const gatewayPool = `pool "%s" {
 
 func registerGatewaySteps(sc *godog.ScenarioContext, w *world) {
 	g := &gatewayWorld{streams: map[string]*gwStream{}}
+	registerRollingSteps(sc, g)
 	sc.Step(`^a local fleet file with these pools of model "tiny":$`, func(t *godog.Table) error {
 		if err := w.localFleet([]string{"rbee destroy -auto-approve"}, "HIVE_PORT", "GW_PORT"); err != nil {
 			return err

@@ -49,7 +49,7 @@ Feature: rbee plan shows what apply would change
       """
     When I run "rbee plan -detailed-exitcode -refresh=false"
     Then the exit code is 2
-    And stdout contains "-/+ worker.chat[local/0]: ctx_size 1024 → 4096"
+    And stdout contains "+/- worker.chat[local/0]: ctx_size 1024 → 4096"
     And stdout contains "Plan: 1 to add, 0 to change, 1 to destroy."
 
   Scenario: an idle timeout is updated in place

@@ -52,7 +52,7 @@ func registerPlanSteps(sc *godog.ScenarioContext, w *world) {
 			if !ok {
 				return fmt.Errorf("%s is not a worker", addr)
 			}
-			wr.State = st
+			wr.State = state.WorkerState(st)
 			return nil
 		})
 	})

@@ -16,6 +16,7 @@ import (
 
 // differ holds one comparison.
 type differ struct {
+	cascaded map[state.Addr]bool // replaced because what they sit on is replaced
 	cfg     *config.Config
 	want    *state.Snapshot
 	have    *state.Snapshot
@@ -58,6 +59,7 @@ func (d *differ) diff() []*Change {
 		}
 	}
 	d.cascade()
+	d.createBeforeDestroy()
 	out := make([]*Change, 0, len(d.changes))
 	for _, c := range d.changes {
 		out = append(out, c)

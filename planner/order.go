@@ -36,6 +36,10 @@ func (d *differ) cascade() {
 		} else {
 			return // being deleted anyway
 		}
+		if d.cascaded == nil {
+			d.cascaded = map[state.Addr]bool{}
+		}
+		d.cascaded[a] = true
 		if c, ok := d.changes[a]; ok {
 			if c.Action == Create || c.Action == Update {
 				c.Action = Replace
@@ -72,6 +76,61 @@ func (d *differ) cascade() {
 		case envChanged[w.Node]:
 			bump(a, fmt.Sprintf("env of node.%s changed", w.Node))
 		}
+	}
+}
+
+// createBeforeDestroy marks the replacements of serving workers whose port
+// the hive picks: the new worker starts under the other of its two ids and
+// is ready before the old one drains and stops, so a replica never stops
+// serving. A worker replaced because its node or model is, one with a fixed
+// port (two cannot share it) and one that is not serving anyway are
+// replaced in place.
+func (d *differ) createBeforeDestroy() {
+	for a, c := range d.changes {
+		if a.Kind != state.KindWorker || c.Action != Replace || d.cascaded[a] {
+			continue
+		}
+		before, _ := c.Before.(*state.WorkerRecord)
+		after, _ := c.After.(*state.WorkerRecord)
+		if before == nil || after == nil || after.Port != 0 || !serving(before.State) {
+			continue
+		}
+		next := *after
+		next.ID = AlternateWorkerID(before)
+		c.After, c.CreateBeforeDestroy = &next, true
+	}
+}
+
+// serving reports whether a worker in state s answers requests (or is
+// about to).
+func serving(s state.WorkerState) bool {
+	return s == state.WorkerIdle || s == state.WorkerBusy || s == state.WorkerLoading
+}
+
+// AlternateWorkerID is the id a create-before-destroy replacement of w
+// runs under: WorkerID's, or that with "-b" when w runs under WorkerID's.
+func AlternateWorkerID(w *state.WorkerRecord) string {
+	base := WorkerID(w.Pool, w.Index)
+	if RecordedWorkerID(w) == base {
+		return base + "-b"
+	}
+	return base
+}
+
+// rolling makes the replacements of one pool's workers run one at a time
+// (in address order), so a pool with several replicas never has more than
+// one of them out of service.
+func rolling(changes []*Change) {
+	last := map[string]*Change{} // pool → its previous replacement
+	for _, c := range changes {  // sorted by address
+		if c.Addr.Kind != state.KindWorker || c.Action != Replace {
+			continue
+		}
+		if prev := last[c.Addr.Pool]; prev != nil && !slices.Contains(c.DependsOn, prev.Addr) {
+			c.DependsOn = append(c.DependsOn, prev.Addr)
+			slices.SortFunc(c.DependsOn, compareAddr)
+		}
+		last[c.Addr.Pool] = c
 	}
 }
 

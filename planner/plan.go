@@ -88,6 +88,19 @@ type Change struct {
 	DependsOn []state.Addr // changes in the same plan that must finish first
 	Before    state.Record
 	After     state.Record
+	// CreateBeforeDestroy marks a Replace whose new resource starts (and is
+	// ready) before the old one drains and stops: a serving worker whose
+	// port the hive picks. Shown as +/-.
+	CreateBeforeDestroy bool
+}
+
+// Symbol is the change's mark in plan output: its action's, or +/- for a
+// replacement that creates before it destroys.
+func (c *Change) Symbol() string {
+	if c.CreateBeforeDestroy {
+		return "+/-"
+	}
+	return c.Action.Symbol()
 }
 
 // Plan is the result of planning: the changes to make, the drift found by
@@ -219,6 +232,7 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 		}
 		p.Warnings = append(p.Warnings, "this plan is limited by -target: other changes are not shown and would not be applied")
 	}
+	rolling(p.Changes)
 	return p, nil
 }
 
@@ -229,6 +243,7 @@ type changeJSON struct {
 	Resource  state.Kind      `json:"resource"`
 	Action    Action          `json:"action"`
 	Symbol    string          `json:"symbol"`
+	CBD       bool            `json:"create_before_destroy,omitempty"`
 	Reasons   []string        `json:"reasons"`
 	DependsOn []state.Addr    `json:"depends_on"`
 	Before    json.RawMessage `json:"before"`
@@ -236,8 +251,8 @@ type changeJSON struct {
 }
 
 func (c *Change) wire(typ string) changeJSON {
-	out := changeJSON{Type: typ, Address: c.Addr, Resource: c.Addr.Kind, Action: c.Action, Symbol: c.Action.Symbol(),
-		Reasons: c.Reasons, DependsOn: c.DependsOn, Before: rawRecord(c.Before), After: rawRecord(c.After)}
+	out := changeJSON{Type: typ, Address: c.Addr, Resource: c.Addr.Kind, Action: c.Action, Symbol: c.Symbol(),
+		CBD: c.CreateBeforeDestroy, Reasons: c.Reasons, DependsOn: c.DependsOn, Before: rawRecord(c.Before), After: rawRecord(c.After)}
 	if out.Reasons == nil {
 		out.Reasons = []string{}
 	}
@@ -267,7 +282,7 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*c = Change{Addr: w.Address, Action: w.Action, Reasons: w.Reasons, DependsOn: w.DependsOn}
+	*c = Change{Addr: w.Address, Action: w.Action, Reasons: w.Reasons, DependsOn: w.DependsOn, CreateBeforeDestroy: w.CBD}
 	var err error
 	if c.Before, err = decodeRecord(w.Address.Kind, w.Before); err != nil {
 		return err

@@ -80,7 +80,7 @@ func plan(t *testing.T, cfg *config.Config, snap *state.Snapshot, opts Options) 
 func summary(p *Plan) []string {
 	var out []string
 	for _, c := range p.Changes {
-		out = append(out, c.Action.Symbol()+" "+c.Addr.String()+": "+strings.Join(c.Reasons, "; "))
+		out = append(out, c.Symbol()+" "+c.Addr.String()+": "+strings.Join(c.Reasons, "; "))
 	}
 	return out
 }
@@ -117,6 +117,40 @@ func TestAppliedStateHasNoChanges(t *testing.T) {
 	}
 }
 
+// Replacements of a pool's workers run one at a time; a serving worker whose
+// port the hive picks is replaced create-before-destroy under its other id,
+// one with a fixed port or one that is not serving is replaced in place.
+func TestRollingReplacement(t *testing.T) {
+	cfg := load(t, strings.Replace(base, "ctx_size = 2048", "ctx_size = 4096", 1))
+	snap := applied(t, load(t, base))
+	snap.Worker("chat", "local", 1).State = state.WorkerFailed
+	p := plan(t, cfg, snap, Options{})
+	var prev *Change
+	for _, c := range p.Changes {
+		if c.Addr.Kind != state.KindWorker {
+			continue
+		}
+		if prev != nil && !slices.Contains(c.DependsOn, prev.Addr) {
+			t.Errorf("%s does not wait for %s: depends on %v", c.Addr, prev.Addr, c.DependsOn)
+		}
+		prev = c
+		after := c.After.(*state.WorkerRecord)
+		failed := c.Addr == state.WorkerAddr("chat", "local", 1)
+		if c.CreateBeforeDestroy == failed {
+			t.Errorf("%s: create before destroy = %v", c.Addr, c.CreateBeforeDestroy)
+		}
+		if want := WorkerID("chat", c.Addr.Index) + "-b"; !failed && after.ID != want {
+			t.Errorf("%s: new id %q, want %q", c.Addr, after.ID, want)
+		}
+	}
+	fixed := load(t, strings.Replace(base, "ctx_size = 2048", "ctx_size = 4096\n  port = 8100", 1))
+	for _, c := range plan(t, fixed, applied(t, load(t, strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  port = 8100", 1))), Options{}).Changes {
+		if c.CreateBeforeDestroy {
+			t.Errorf("%s with a fixed port is replaced create-before-destroy", c.Addr)
+		}
+	}
+}
+
 // TestDiffRules is the table of what each change in configuration or live
 // state plans.
 func TestDiffRules(t *testing.T) {
@@ -127,23 +161,23 @@ func TestDiffRules(t *testing.T) {
 		want   []string              // expected "symbol addr: reasons" lines, in order
 	}{
 		{
-			name:   "ctx_size change replaces workers",
+			name:   "ctx_size change replaces serving workers, new one first",
 			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 4096", 1),
 			want: []string{
-				"-/+ worker.chat[gpu1/0]: ctx_size 2048 → 4096",
-				"-/+ worker.chat[gpu1/1]: ctx_size 2048 → 4096",
-				"-/+ worker.chat[local/0]: ctx_size 2048 → 4096",
-				"-/+ worker.chat[local/1]: ctx_size 2048 → 4096",
+				"+/- worker.chat[gpu1/0]: ctx_size 2048 → 4096",
+				"+/- worker.chat[gpu1/1]: ctx_size 2048 → 4096",
+				"+/- worker.chat[local/0]: ctx_size 2048 → 4096",
+				"+/- worker.chat[local/1]: ctx_size 2048 → 4096",
 			},
 		},
 		{
 			name:   "flash_attn change replaces workers",
 			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  flash_attn = true", 1),
 			want: []string{
-				"-/+ worker.chat[gpu1/0]: flash_attn false → true",
-				"-/+ worker.chat[gpu1/1]: flash_attn false → true",
-				"-/+ worker.chat[local/0]: flash_attn false → true",
-				"-/+ worker.chat[local/1]: flash_attn false → true",
+				"+/- worker.chat[gpu1/0]: flash_attn false → true",
+				"+/- worker.chat[gpu1/1]: flash_attn false → true",
+				"+/- worker.chat[local/0]: flash_attn false → true",
+				"+/- worker.chat[local/1]: flash_attn false → true",
 			},
 		},
 		{

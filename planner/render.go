@@ -58,7 +58,7 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) error {
 		return code + s + ansiReset
 	}
 	line := func(c *Change) {
-		fmt.Fprintf(bw, "%s %s", paint(c.Action.color(), fmt.Sprintf("%3s", c.Action.Symbol())), c.Addr)
+		fmt.Fprintf(bw, "%s %s", paint(c.Action.color(), fmt.Sprintf("%3s", c.Symbol())), c.Addr)
 		if len(c.Reasons) > 0 {
 			fmt.Fprintf(bw, ": %s", strings.Join(c.Reasons, "; "))
 		}
@@ -87,13 +87,18 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) error {
 		fmt.Fprintln(bw, "No changes. Your fleet matches the configuration.")
 	default:
 		used := map[Action]bool{}
+		cbd := false
 		for _, c := range p.Changes {
-			used[c.Action] = true
+			used[c.Action] = used[c.Action] || !c.CreateBeforeDestroy
+			cbd = cbd || c.CreateBeforeDestroy
 		}
 		fmt.Fprintln(bw, "Actions are shown with these symbols:")
 		for _, a := range []Action{Create, Update, Replace, Delete} {
 			if used[a] {
 				fmt.Fprintf(bw, "  %s %s\n", paint(a.color(), fmt.Sprintf("%3s", a.Symbol())), legend[a])
+			}
+			if a == Replace && cbd {
+				fmt.Fprintf(bw, "  %s %s\n", paint(a.color(), "+/-"), "create replacement, then drain and destroy the old one")
 			}
 		}
 		fmt.Fprintln(bw)

@@ -143,7 +143,7 @@ func planSummary(p *planner.Plan, t trigger, started time.Time) *PlanSummary {
 	s := &PlanSummary{Trigger: t.kind, EventAt: t.eventAt(), StartedAt: started, FinishedAt: time.Now(), ConfigHash: p.ConfigHash,
 		Refreshed: p.Refreshed, Add: add, Change: change, Destroy: destroy, Changes: []ChangeItem{}, Warnings: append([]string{}, p.Warnings...)}
 	for _, c := range p.Changes {
-		s.Changes = append(s.Changes, ChangeItem{Addr: c.Addr.String(), Action: c.Action.String(), Symbol: c.Action.Symbol(), Reasons: nonNil(c.Reasons)})
+		s.Changes = append(s.Changes, ChangeItem{Addr: c.Addr.String(), Action: c.Action.String(), Symbol: c.Symbol(), Reasons: nonNil(c.Reasons)})
 	}
 	if len(p.Changes) == 0 {
 		s.Description = "No changes. The fleet matches the configuration."
