@@ -2,7 +2,6 @@ package state
 
 import (
 	"os"
-	"os/user"
 	"time"
 )
 
@@ -38,11 +37,7 @@ func DecodeStored(key, val []byte) (Record, error) { return decodeRecord(key, va
 
 // NewLockInfo describes this process taking the lock for op, with a new ID.
 func NewLockInfo(op string) LockInfo {
-	host, _ := os.Hostname()
-	holder := "unknown"
-	if u, err := user.Current(); err == nil {
-		holder = u.Username
-	}
+	holder, host := who()
 	return LockInfo{ID: NewID(), Holder: holder, PID: os.Getpid(), Host: host, Operation: op, Created: time.Now().UTC().Truncate(time.Second)}
 }
 

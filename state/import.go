@@ -3,11 +3,6 @@ package state
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
-	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Import makes the state a copy of from, lineage and serial included, in
@@ -22,26 +17,25 @@ func (s *Store) Import(ctx context.Context, from *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	return s.with(ctx, create, func(db *pebble.DB) error {
-		tx := &Tx{b: db.NewBatch()}
-		defer tx.b.Close()
-		for _, a := range cur.Addrs() {
-			if err := tx.Delete(a); err != nil {
-				return err
-			}
-		}
-		for _, a := range from.Addrs() {
-			r, _ := from.Get(a)
-			if err := tx.Put(r); err != nil {
-				return err
-			}
-		}
-		_ = tx.b.Set(keyLineage, []byte(from.Lineage), nil)
-		_ = tx.b.Set(keySerial, []byte(strconv.FormatUint(from.Serial, 10)), nil)
-		_ = tx.b.Set(keyUpdated, []byte(time.Now().UTC().Format(time.RFC3339Nano)), nil)
-		if err := tx.b.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("writing state in %s: %w", s.dbPath(), err)
-		}
-		return nil
+	return s.Update(ctx, func(tx *Tx) error {
+		tx.lineage = from.Lineage
+		tx.nextSerial = func(uint64) uint64 { return from.Serial }
+		return replaceAll(tx, cur, from)
 	})
+}
+
+// replaceAll writes to tx what turns the records of cur into those of from.
+func replaceAll(tx *Tx, cur, from *Snapshot) error {
+	for _, a := range cur.Addrs() {
+		if err := tx.Delete(a); err != nil {
+			return err
+		}
+	}
+	for _, a := range from.Addrs() {
+		r, _ := from.Get(a)
+		if err := tx.Put(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"syscall"
 	"time"
 
@@ -59,12 +58,7 @@ func (e *LockedError) Error() string {
 // first write under the lock saves the state as it was to BackupFile.
 // Release it with Unlock(ctx, info.ID).
 func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*LockInfo, error) {
-	host, _ := os.Hostname()
-	holder := "unknown"
-	if u, err := user.Current(); err == nil {
-		holder = u.Username
-	}
-	me := LockInfo{ID: newID(), Holder: holder, PID: os.Getpid(), Host: host, Operation: op, Created: time.Now().UTC().Truncate(time.Second)}
+	me := NewLockInfo(op)
 	val, err := json.Marshal(me)
 	if err != nil {
 		return nil, err
@@ -78,7 +72,10 @@ func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*Lo
 				held = cur
 				return err
 			}
-			return db.Set(keyLock, val, pebble.Sync)
+			b := db.NewBatch()
+			defer b.Close()
+			_ = b.Set(keyLock, val, nil)
+			return s.commit(db, b)
 		})
 		if err != nil {
 			return nil, err
@@ -141,7 +138,10 @@ func (s *Store) Unlock(ctx context.Context, id string) error {
 		if json.Unmarshal(v, &cur) == nil && cur.ID != id {
 			return fmt.Errorf("lock ID %q does not match the current lock, held by %s", id, cur)
 		}
-		return db.Delete(keyLock, pebble.Sync)
+		b := db.NewBatch()
+		defer b.Close()
+		_ = b.Delete(keyLock, nil)
+		return s.commit(db, b)
 	})
 	if errors.Is(err, errNoState) {
 		return fmt.Errorf("there is no state in %s, so nothing is locked", s.dir)

@@ -68,6 +68,9 @@ type Store struct {
 	// backupDue is set by Lock: the first Update that changes something
 	// writes the state as it was to BackupFile before it commits.
 	backupDue atomic.Bool
+	// allowFresh lets a missing database be created although the folder
+	// shows it held one (PrepareRestore).
+	allowFresh bool
 }
 
 // ErrCorrupt marks errors about unreadable or inconsistent state. The state is
@@ -79,6 +82,19 @@ var ErrCorrupt = errors.New("state is corrupt")
 // write or lock. An existing database is checked (format version, lineage)
 // before Open returns.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	s, err := newStore(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	err = s.view(ctx, func(db *pebble.DB) error { return nil })
+	if err != nil && !errors.Is(err, errNoState) {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStore is Open without opening the database.
+func newStore(dir string, opts Options) (*Store, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
@@ -89,15 +105,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state folder %s: %w", dir, err)
 	}
-	s := &Store{dir: abs, opts: opts}
 	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("state folder %s is a file; pass --state DIR with a folder", abs)
 	}
-	err = s.view(ctx, func(db *pebble.DB) error { return nil })
-	if err != nil && !errors.Is(err, errNoState) {
-		return nil, err
-	}
-	return s, nil
+	return &Store{dir: abs, opts: opts}, nil
 }
 
 // Dir is the state folder.
@@ -126,46 +137,59 @@ func (s *Store) view(ctx context.Context, fn func(db *pebble.DB) error) error {
 	return s.with(ctx, readOnly, fn)
 }
 
-// with opens the database as mode says, checks its format, runs fn and
-// closes it.
+// with opens the database as mode says, checks its format and that no
+// write was lost, runs fn and closes it. Corruption Pebble finds on the way
+// is reported as an ErrCorrupt error that says where and what to do.
 func (s *Store) with(ctx context.Context, mode access, fn func(db *pebble.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.dbPath()
 	fresh := !dbExists(path)
-	if fresh && mode != create {
-		return errNoState
-	}
 	if fresh {
+		if err := s.checkMissing(); err != nil {
+			return err
+		}
+		if mode != create {
+			return errNoState
+		}
 		if err := os.MkdirAll(path, 0o700); err != nil {
 			return fmt.Errorf("creating state folder %s: %w", path, err)
 		}
 	}
-	db, err := s.open(ctx, path, !fresh, mode == readOnly)
+	d := &damage{}
+	db, err := s.open(ctx, path, !fresh, mode == readOnly, d)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := s.checkFormat(db, fresh, mode == readOnly); err != nil {
-		return err
+	err = s.checkFormat(db, fresh, mode == readOnly)
+	if err == nil {
+		err = s.checkCommit(db)
 	}
-	return fn(db)
+	if err == nil {
+		err = fn(db)
+	}
+	return s.explain(err, d)
 }
 
-func (s *Store) open(ctx context.Context, path string, mustExist, readOnly bool) (*pebble.DB, error) {
+func (s *Store) open(ctx context.Context, path string, mustExist, readOnly bool, d *damage) (*pebble.DB, error) {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	wait := 10 * time.Millisecond
 	for {
-		db, err := pebble.Open(path, &pebble.Options{Logger: quiet{}, ErrorIfNotExists: mustExist, ReadOnly: readOnly})
+		db, err := pebble.Open(path, &pebble.Options{Logger: quiet{dir: path}, EventListener: d.listener(),
+			ErrorIfNotExists: mustExist, ReadOnly: readOnly})
 		if err == nil {
 			return db, nil
 		}
+		if isCorruption(err) {
+			return nil, s.damaged(d.damagedFile(), err)
+		}
 		if !isBusy(err) {
-			return nil, fmt.Errorf("%w: the database in %s cannot be opened: %v. Nothing was changed; the last backup is %s. Move the folder aside (or pass --state DIR) to start a new, empty state",
-				ErrCorrupt, path, err, filepath.Join(s.dir, BackupFile))
+			return nil, fmt.Errorf("%w: the state database in %s cannot be opened: %s. Nothing was changed. %s",
+				ErrCorrupt, path, firstLine(err), s.restoreHint())
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the state database %s stayed in use by another rbee process for %s: %v", path, s.opts.BusyTimeout, err)
+			return nil, fmt.Errorf("the state database %s stayed in use by another rbee process for %s: %s", path, s.opts.BusyTimeout, firstLine(err))
 		}
 		select {
 		case <-ctx.Done():
@@ -199,10 +223,11 @@ func (s *Store) checkFormat(db *pebble.DB, fresh, readOnly bool) error {
 			return errNoState
 		}
 		b := db.NewBatch()
+		defer b.Close()
 		_ = b.Set(keyFormat, []byte(strconv.Itoa(FormatVersion)), nil)
 		_ = b.Set(keyLineage, []byte(newID()), nil)
 		_ = b.Set(keySerial, []byte("0"), nil)
-		if err := b.Commit(pebble.Sync); err != nil {
+		if err := s.commit(db, b); err != nil {
 			return fmt.Errorf("initialising state in %s: %w", s.dbPath(), err)
 		}
 		s.opts.Logger.Debug("created state", "dir", s.dbPath())
@@ -354,183 +379,4 @@ func encodeRecord(r Record) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(envelope{Schema: RecordSchema, Type: r.Addr().Kind, Record: body})
-}
-
-// Tx collects the writes of one Update.
-type Tx struct {
-	b       *pebble.Batch
-	changed bool
-}
-
-// Put writes a NodeRecord, ModelRecord or WorkerRecord (or a pointer to one).
-func (tx *Tx) Put(r Record) error {
-	switch v := r.(type) {
-	case *NodeRecord:
-		r = *v
-	case *ModelRecord:
-		r = *v
-	case *WorkerRecord:
-		r = *v
-	}
-	a := r.Addr()
-	if err := checkAddr(a); err != nil {
-		return err
-	}
-	val, err := encodeRecord(r)
-	if err != nil {
-		return err
-	}
-	tx.changed = true
-	return tx.b.Set(a.key(), val, nil)
-}
-
-// Delete removes the record at a (no error if there is none).
-func (tx *Tx) Delete(a Addr) error {
-	if err := checkAddr(a); err != nil {
-		return err
-	}
-	tx.changed = true
-	return tx.b.Delete(a.key(), nil)
-}
-
-func checkAddr(a Addr) error {
-	if _, err := ParseAddr(a.String()); err != nil {
-		return fmt.Errorf("cannot store a record at %s: %w", a, err)
-	}
-	return nil
-}
-
-// Update applies the writes fn makes as one atomic batch and increments the
-// serial once if anything was written. Callers that change the fleet should
-// hold the lock (see Lock).
-func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.with(ctx, create, func(db *pebble.DB) error {
-		tx := &Tx{b: db.NewBatch()}
-		defer tx.b.Close()
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if !tx.changed {
-			return nil
-		}
-		if s.backupDue.Load() {
-			before := NewSnapshot()
-			if err := readSnapshot(db, before); err != nil {
-				return err
-			}
-			if err := s.writeBackup(before); err != nil {
-				return err
-			}
-			s.backupDue.Store(false)
-		}
-		ser, err := get(db, keySerial)
-		if err != nil {
-			return err
-		}
-		n, err := strconv.ParseUint(string(ser), 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: serial %q is unreadable", ErrCorrupt, ser)
-		}
-		_ = tx.b.Set(keySerial, []byte(strconv.FormatUint(n+1, 10)), nil)
-		_ = tx.b.Set(keyUpdated, []byte(time.Now().UTC().Format(time.RFC3339Nano)), nil)
-		if err := tx.b.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("writing state in %s: %w", s.dbPath(), err)
-		}
-		return nil
-	})
-}
-
-// Put writes records in one batch (one serial increment).
-func (s *Store) Put(ctx context.Context, records ...Record) error {
-	return s.Update(ctx, func(tx *Tx) error {
-		for _, r := range records {
-			if err := tx.Put(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// Delete removes the records at addrs in one batch.
-func (s *Store) Delete(ctx context.Context, addrs ...Addr) error {
-	return s.Update(ctx, func(tx *Tx) error {
-		for _, a := range addrs {
-			if err := tx.Delete(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// writeBackup writes snap as JSON to <dir>/state.backup.json, atomically.
-func (s *Store) writeBackup(snap *Snapshot) error {
-	b, err := json.MarshalIndent(snap, "", "  ")
-	if err != nil {
-		return err
-	}
-	p := filepath.Join(s.dir, BackupFile)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing state backup: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("writing state backup: %w", err)
-	}
-	return nil
-}
-
-// ReadBackup reads a JSON state file such as BackupFile.
-func ReadBackup(path string) (*Snapshot, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	snap := NewSnapshot()
-	if err := json.Unmarshal(b, snap); err != nil {
-		return nil, fmt.Errorf("%s is not an rbee state backup: %w", path, err)
-	}
-	return snap, nil
-}
-
-// Restore replaces every record with those of from in one batch; the serial
-// goes on counting up. A backup of another state (a different lineage) is
-// refused unless force is set. The caller holds the lock.
-func (s *Store) Restore(ctx context.Context, from *Snapshot, force bool) error {
-	cur, err := s.Snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case force:
-	case from.Lineage == "":
-		return errors.New("the backup names no lineage, so it may not be an rbee state at all; restore it anyway with -force")
-	case cur.Lineage != "" && cur.Lineage != from.Lineage:
-		return fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.Lineage)
-	}
-	return s.Update(ctx, func(tx *Tx) error {
-		for _, a := range cur.Addrs() {
-			if err := tx.Delete(a); err != nil {
-				return err
-			}
-		}
-		for _, a := range from.Addrs() {
-			r, _ := from.Get(a)
-			if err := tx.Put(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// quiet discards Pebble's informational logging; errors surface as returned errors.
-type quiet struct{}
-
-func (quiet) Infof(string, ...any)  {}
-func (quiet) Errorf(string, ...any) {}
-func (quiet) Fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "state database: "+format+"\n", args...)
-	os.Exit(1)
 }
