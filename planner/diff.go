@@ -174,9 +174,7 @@ func diffNode(w, h *state.NodeRecord) *Change {
 	if h.HivePort != w.HivePort {
 		update = append(update, arrow("hive_port", h.HivePort, w.HivePort))
 	}
-	if !maps.Equal(h.Env, w.Env) {
-		update = append(update, arrow("env", h.Env, w.Env))
-	}
+	update = append(update, envReasons(h, w)...)
 	if h.InstallMode != w.InstallMode {
 		update = append(update, arrow("install_mode", h.InstallMode, w.InstallMode))
 	}

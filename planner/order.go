@@ -2,7 +2,6 @@ package planner
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/rbee-dev/rbee/state"
@@ -20,7 +19,7 @@ func (d *differ) cascade() {
 		if c.Action == Replace {
 			replacedNode[c.Addr.Node] = true
 		}
-		if c.Action == Update && c.Before != nil && c.After != nil && !maps.Equal(c.Before.(*state.NodeRecord).Env, c.After.(*state.NodeRecord).Env) {
+		if c.Action == Update && c.Before != nil && c.After != nil && envDiffers(c.Before.(*state.NodeRecord), c.After.(*state.NodeRecord)) {
 			envChanged[c.Addr.Node] = true
 		}
 	}

@@ -257,7 +257,7 @@ func TestDiffRules(t *testing.T) {
 			name:   "env change updates the hive and restarts its workers",
 			config: strings.Replace(base, `A = "1"`, `A = "2"`, 1),
 			want: []string{
-				"~ node.gpu1: env {A=1} → {A=2}",
+				"~ node.gpu1: env.A (sensitive) changed",
 				"-/+ worker.chat[gpu1/0]: env of node.gpu1 changed",
 				"-/+ worker.chat[gpu1/1]: env of node.gpu1 changed",
 			},

@@ -51,7 +51,11 @@ type Record interface {
 	Addr() Addr
 }
 
-// NodeRecord is what rbee knows about a node and its hive.
+// NodeRecord is what rbee knows about a node and its hive. Env holds the
+// environment's values in a desired record only (the planner fills it from
+// the configuration, apply delivers it to the hive) and is never written: to
+// state, plan files or output. EnvDigest (key → secret.Digest of the value)
+// is what is recorded.
 type NodeRecord struct {
 	Name                  string            `json:"name"`
 	Connection            string            `json:"connection"` // local | ssh
@@ -64,7 +68,8 @@ type NodeRecord struct {
 	InstallDir            string            `json:"install_dir"`
 	InstallMode           string            `json:"install_mode,omitempty"`
 	Binary                string            `json:"binary,omitempty"` // path of the binary copied (empty: the rbee executable)
-	Env                   map[string]string `json:"env,omitempty"`
+	Env                   map[string]string `json:"-"`
+	EnvDigest             map[string]string `json:"env_digest,omitempty"`
 	HivePort              int               `json:"hive_port"`
 	HiveURL               string            `json:"hive_url,omitempty"`
 	HiveVersion           string            `json:"hive_version,omitempty"`

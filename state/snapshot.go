@@ -113,7 +113,7 @@ func (s *Snapshot) Clone() *Snapshot {
 		Nodes: make(map[Addr]*NodeRecord, len(s.Nodes)), Models: make(map[Addr]*ModelRecord, len(s.Models)), Workers: make(map[Addr]*WorkerRecord, len(s.Workers))}
 	for a, r := range s.Nodes {
 		n := *r
-		n.Env = maps.Clone(r.Env)
+		n.Env, n.EnvDigest = maps.Clone(r.Env), maps.Clone(r.EnvDigest)
 		n.Warnings = slices.Clone(r.Warnings)
 		c.Nodes[a] = &n
 	}

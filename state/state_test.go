@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/rbee-dev/rbee/secret"
 	"github.com/rbee-dev/rbee/spec"
 )
 
@@ -56,7 +57,7 @@ func TestWriteReadSerialLineage(t *testing.T) {
 	if snap.Serial != 1 || snap.Lineage == "" || snap.Len() != 3 {
 		t.Fatalf("serial %d lineage %q len %d", snap.Serial, snap.Lineage, snap.Len())
 	}
-	if got := snap.Node("gpu1"); got.Host != "10.0.0.5" || got.Env["A"] != "1" || !got.LastContact.Equal(node.LastContact) {
+	if got := snap.Node("gpu1"); got.Host != "10.0.0.5" || got.EnvDigest["A"] != secret.Digest("1") || got.Env != nil || !got.LastContact.Equal(node.LastContact) {
 		t.Errorf("node %+v", got)
 	}
 	if got := snap.Worker("chat", "gpu1", 1); got == nil || got.IdleTimeout != time.Minute {

@@ -219,8 +219,15 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		return exitCode(1, fmt.Errorf("%s is a refresh-only plan: record drift with rbee refresh instead", path))
 	}
 	hash := ""
-	if cfg, diags := config.Load(configPath(cmd), loadOptions(cmd)); !diags.HasErrors() && cfg != nil {
+	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
+	if diags.HasErrors() {
+		cfg = nil
+	}
+	if cfg != nil {
 		hash = cfg.Hash()
+	}
+	if err := p.RestoreEnv(cfg); err != nil { // plan files never hold env values
+		return exitCode(1, fmt.Errorf("refusing to apply %s: %w", path, err))
 	}
 	b, err := newBackend(cmd)
 	if err != nil {
