@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -78,6 +79,9 @@ func Files(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Hidden files are not configuration: .rbee.lock.hcl, the model lock
+	// file, lives in the folder too.
+	matches = slices.DeleteFunc(matches, func(m string) bool { return strings.HasPrefix(filepath.Base(m), ".") })
 	if len(matches) == 0 {
 		return nil, fmt.Errorf("no *.hcl files in folder %s: add one (see rbee.hcl.example) or pass --config FILE", path)
 	}

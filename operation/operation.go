@@ -20,6 +20,7 @@ import (
 
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
+	"github.com/rbee-dev/rbee/modellock"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -197,6 +198,13 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 	cfg := req.Config
 	if destroy || req.Kind == Refresh {
 		cfg = nil
+	}
+	lock, err := modellock.ForConfig(cfg) // nil without .rbee.lock.hcl: nothing is enforced
+	if err != nil {
+		return nil, err
+	}
+	if lock != nil {
+		opts.Pin = lock.Pin
 	}
 	p, err := planner.Make(ctx, cfg, snap, opts)
 	if err != nil {

@@ -176,6 +176,10 @@ type Options struct {
 	// (path "" = this rbee executable). Nil skips the binary comparison.
 	BinarySHA256 func(path string) (string, error)
 	Now          func() time.Time // clock for CreatedAt; nil = time.Now
+	// Pin, when set, rewrites each desired model record to exactly what is
+	// to be provisioned (the model lock's commit and sha256); an error fails
+	// the plan. Nil provisions what the configuration says.
+	Pin func(*state.ModelRecord) error
 }
 
 // Make compares desired with actual and returns the plan. (It would be
@@ -218,6 +222,9 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 	if !opts.Destroy {
 		var err error
 		if want, err = Desired(desired, opts.BinarySHA256); err != nil {
+			return nil, err
+		}
+		if err = pinModels(want, opts.Pin); err != nil {
 			return nil, err
 		}
 	}

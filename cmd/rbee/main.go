@@ -58,6 +58,7 @@ or generated) and worker pools in rbee.hcl, then:
 	root.AddCommand(newGatewayCmd())     // gateway.go: the fleet's OpenAI endpoint
 	root.AddCommand(newStatusCmd())      // status.go: the live fleet
 	root.AddCommand(newLogsCmd())        // logs.go: hive and worker logs
+	root.AddCommand(newLockCmd())        // lock.go: the model lock file
 	return root
 }
 

@@ -74,8 +74,9 @@ type Result struct {
 
 // remote is what a HEAD told about the file.
 type remote struct {
-	size int64  // -1 if unknown
-	etag string // sha256 from X-Linked-Etag, or ""
+	size   int64  // -1 if unknown
+	etag   string // sha256 from X-Linked-Etag, or ""
+	commit string // X-Repo-Commit (Hugging Face), or ""
 }
 
 // permanent marks an error that retrying cannot fix.

@@ -57,6 +57,9 @@ func (d *Downloader) head(ctx context.Context, f Fetch) (remote, error) {
 	}
 	r := remote{size: -1}
 	note := func(h http.Header) {
+		if r.commit == "" {
+			r.commit = h.Get("X-Repo-Commit")
+		}
 		if r.etag == "" {
 			if e := linkedSHA256(h.Get("X-Linked-Etag")); e != "" {
 				r.etag = e
