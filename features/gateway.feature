@@ -116,3 +116,14 @@ Feature: rbee gateway, one OpenAI-compatible endpoint for the whole fleet
     And client loop "loop" lost no request
     When I run "rbee plan -detailed-exitcode"
     Then the exit code is 0
+
+  Scenario: rbee watch serves the gateway of the file's gateway block on its own address
+    Given a local fleet file with these pools of model "tiny":
+      | pool | replicas | slots | ctx_size |
+      | chat | 1        | 1     | 1024     |
+    And I run "printf 'gateway {\n  queue = 4\n}\n' >> rbee.hcl"
+    And the daemon runs with "--interval 1m"
+    And the daemon serves the gateway
+    Then the OpenAI client streams a completion of 4 tokens from "chat"
+    And the gateway metrics contain "rbee_watch_config_valid 1"
+    And the gateway metrics contain "rbee_gateway_requests_total{model=\"chat\",outcome=\"ok\"} 1"

@@ -146,6 +146,10 @@ func registerGatewaySteps(sc *godog.ScenarioContext, w *world) {
 		g.url = "http://127.0.0.1:" + w.vars["GW_PORT"]
 		return g.waitAllReady(w)
 	})
+	sc.Step(`^the daemon serves the gateway$`, func() error {
+		g.url = "http://127.0.0.1:" + w.vars["WATCH_PORT"]
+		return g.waitAllReady(w)
+	})
 	sc.Step(`^clients send the API key "([^"]*)"$`, func(key string) error { g.key = key; return nil })
 	sc.Step(`^the gateway output contains "((?:[^"\\]|\\.)*)"$`, func(want string) error {
 		p, err := w.proc("gateway")

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/state"
@@ -101,6 +102,10 @@ func New(opts Options) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// Gatherer is the gateway's Prometheus metrics, for a server that serves
+// them beside its own (rbee watch).
+func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.reg }
 
 // Handler is the gateway's HTTP API, API keys checked when there are any.
 func (s *Server) Handler() http.Handler { return requireKey(s.opts.Keys, s.mux) }

@@ -231,6 +231,9 @@ func newMetrics() *metrics {
 	return m
 }
 
+// Gatherer is the daemon's Prometheus metrics.
+func (r *Reconciler) Gatherer() prometheus.Gatherer { return r.metrics.reg }
+
 // Handler serves GET /v1/status (JSON) and GET /metrics (Prometheus text).
 func (r *Reconciler) Handler() http.Handler {
 	mux := http.NewServeMux()
