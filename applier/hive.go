@@ -1,16 +1,17 @@
 package applier
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,8 @@ type Node struct {
 	// InstallDir holds bin/rbee, hive.token, hive.pid, hive.log and data/.
 	InstallDir string
 	HivePort   int
-	Env        map[string]string // environment of the hive and its workers
+	Env        map[string]string // environment of the hive and its workers, written to hive.env
+	envDigest  map[string]string // the digests Env must match (secret.Digests), when known
 	// Binary is the local file installed as the hive; empty means the running executable.
 	Binary string
 	// InstallMode is config.InstallSetsid (the default) or config.InstallSystemd.
@@ -53,6 +55,7 @@ func (n Node) binPath() string   { return path.Join(n.InstallDir, "bin", "rbee")
 func (n Node) tokenPath() string { return path.Join(n.InstallDir, "hive.token") }
 func (n Node) pidPath() string   { return path.Join(n.InstallDir, "hive.pid") }
 func (n Node) logPath() string   { return path.Join(n.InstallDir, "hive.log") }
+func (n Node) envPath() string   { return path.Join(n.InstallDir, "hive.env") }
 func (n Node) dataDir() string   { return path.Join(n.InstallDir, "data") }
 func (n Node) unitName() string  { return "rbee-hive-" + n.Name + ".service" }
 
@@ -87,15 +90,20 @@ type InstalledHive struct {
 var HealthTimeout = 60 * time.Second
 
 // InstallHive copies the binary to the node (sha256-verified, atomic rename),
-// writes the token file (0600, kept across upgrades), stops a hive that runs
-// from the install dir, starts the new one detached and waits for /v1/health.
-// It needs five remote commands, so a slow link costs little.
+// writes the token file (0600, kept across upgrades) and the env file
+// (0600), stops a hive that runs from the install dir, starts the new one
+// detached and waits for /v1/health. It needs five remote commands, so a
+// slow link costs little.
 func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledHive, error) {
 	bin, sum, err := hiveBinary(n.Binary)
 	if err != nil {
 		return InstalledHive{}, fmt.Errorf("hive binary for node %s: %w", n.Name, err)
 	}
-	token, err := prepare(ctx, t, n)
+	envFile, err := n.envFile()
+	if err != nil {
+		return InstalledHive{}, err
+	}
+	token, err := prepare(ctx, t, n, envFile)
 	if err != nil {
 		return InstalledHive{}, err
 	}
@@ -136,29 +144,40 @@ func HiveBinarySHA256(path string) (string, error) {
 	return sum, err
 }
 
-// prepareScript creates the install dir ($1, with bin/ and data/) and the
-// token file $2: an existing token is kept (its mode fixed to 0600), else
-// the one on stdin is written. It prints the token in use.
+// prepareScript creates the install dir ($1, with bin/ and data/), the
+// token file $2 and the env file $3. Stdin is a fresh token on one line,
+// then the env file's content (none: no env file). An existing token is
+// kept (its mode fixed to 0600), else the fresh one is written. It prints
+// the token in use.
 const prepareScript = `set -e
 mkdir -p -- "$1" "$1/bin" "$1/data"
+IFS= read -r fresh
+umask 077
 if [ -s "$2" ]; then
   chmod 600 "$2"
 else
-  umask 077
-  cat > "$2.tmp"
+  printf '%s\n' "$fresh" > "$2.tmp"
   chmod 600 "$2.tmp"
   mv -f "$2.tmp" "$2"
 fi
+cat > "$3.tmp"
+if [ -s "$3.tmp" ]; then
+  chmod 600 "$3.tmp"
+  mv -f "$3.tmp" "$3"
+else
+  rm -f -- "$3.tmp" "$3"
+fi
 cat "$2"`
 
-// prepare creates the install dir and returns the hive token.
-func prepare(ctx context.Context, t transport.Transport, n Node) (string, error) {
+// prepare creates the install dir, writes the env file and returns the hive token.
+func prepare(ctx context.Context, t transport.Transport, n Node, envFile []byte) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	fresh := hex.EncodeToString(b)
-	out, err := t.Run(ctx, []string{"sh", "-c", prepareScript, "sh", n.InstallDir, n.tokenPath()}, strings.NewReader(fresh+"\n"))
+	stdin := io.MultiReader(strings.NewReader(fresh+"\n"), bytes.NewReader(envFile))
+	out, err := t.Run(ctx, []string{"sh", "-c", prepareScript, "sh", n.InstallDir, n.tokenPath(), n.envPath()}, stdin)
 	if err != nil {
 		user := n.SSH.User
 		if n.Local {
@@ -229,30 +248,22 @@ func stopHive(ctx context.Context, t transport.Transport, n Node) error {
 	return nil
 }
 
-// hiveArgv is the command line of the node's hive.
+// hiveArgv is the command line of the node's hive. The env travels in the
+// env file, never on the command line, where ps would show it.
 func hiveArgv(n Node) []string {
-	return []string{n.binPath(), "hive",
+	argv := []string{n.binPath(), "hive",
 		"--listen", net.JoinHostPort(n.ListenHost(), strconv.Itoa(n.HivePort)),
 		"--data-dir", n.dataDir(),
 		"--token-file", n.tokenPath()}
-}
-
-func envPairs(env map[string]string) []string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
+	if len(n.Env) > 0 {
+		argv = append(argv, "--env-file", n.envPath())
 	}
-	sort.Strings(keys)
-	pairs := make([]string, 0, len(keys))
-	for _, k := range keys {
-		pairs = append(pairs, k+"="+env[k])
-	}
-	return pairs
+	return argv
 }
 
 // startScript follows stopScript (same first five arguments): $6 is the
 // wanted mode (setsid or systemd), $7 the log file, "$@" after them the
-// hive's command line (setsid env K=V ... rbee hive ...). In systemd mode on
+// hive's command line (setsid rbee hive ...). In systemd mode on
 // a node that runs systemd the unit file comes on stdin. It prints the mode
 // used.
 const startScript = `mode=$6 log=$7 pidfile=$1 unit=$4 name=$5
@@ -279,8 +290,7 @@ func restartHive(ctx context.Context, t transport.Transport, n Node) (string, er
 	if mode == "" {
 		mode = config.InstallSetsid
 	}
-	argv = append(argv, mode, n.logPath(), "setsid", "env")
-	argv = append(argv, envPairs(n.Env)...)
+	argv = append(argv, mode, n.logPath(), "setsid")
 	argv = append(argv, hiveArgv(n)...)
 	out, err := t.Run(ctx, argv, strings.NewReader(unitFile(n)))
 	if err != nil {
@@ -293,7 +303,7 @@ func restartHive(ctx context.Context, t transport.Transport, n Node) (string, er
 	return used, nil
 }
 
-// systemdQuote quotes one word for a unit file's ExecStart or Environment.
+// systemdQuote quotes one word for a unit file's ExecStart.
 func systemdQuote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%", "$", "$$", "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
@@ -303,9 +313,6 @@ func systemdQuote(s string) string {
 func unitFile(n Node) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[Unit]\nDescription=rbee hive %s\nAfter=network-online.target\n\n[Service]\n", n.Name)
-	for _, kv := range envPairs(n.Env) {
-		fmt.Fprintf(&b, "Environment=%s\n", systemdQuote(kv))
-	}
 	q := make([]string, 0, 8)
 	for _, a := range hiveArgv(n) {
 		q = append(q, systemdQuote(a))
@@ -366,7 +373,7 @@ if [ -f "$unit" ]; then
   rm -f "$unit"
   systemctl daemon-reload >/dev/null 2>&1 || true
 fi
-rm -rf -- "$dir/bin" "$dir/data" "$dir/hive.token" "$dir/hive.pid" "$dir/hive.log"
+rm -rf -- "$dir/bin" "$dir/data" "$dir/hive.token" "$dir/hive.env" "$dir/hive.pid" "$dir/hive.log"
 rmdir -- "$dir" 2>/dev/null || echo "kept $dir: it holds files rbee did not put there"`
 
 // UninstallHive stops the hive and its workers, removes what apply put in

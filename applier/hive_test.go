@@ -17,6 +17,7 @@ import (
 
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/applier/transport"
+	"github.com/rbee-dev/rbee/secret"
 )
 
 // TestMain lets the test binary stand in for `rbee hive`: InstallHive copies
@@ -34,7 +35,21 @@ func fakeHive(args []string) {
 	listen := fs.String("listen", "", "")
 	fs.String("data-dir", "", "")
 	tokenFile := fs.String("token-file", "", "")
+	envFile := fs.String("env-file", "", "")
 	_ = fs.Parse(args)
+	tag := ""
+	if *envFile != "" {
+		pairs, err := secret.ReadEnvFile(*envFile)
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		for _, p := range pairs {
+			if v, ok := strings.CutPrefix(p, "FAKE_HIVE_TAG="); ok {
+				tag = v
+			}
+		}
+	}
 	tok, err := api.ReadTokenFile(*tokenFile)
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
@@ -51,7 +66,7 @@ func fakeHive(args []string) {
 			w.WriteHeader(401)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": "test-" + os.Getenv("FAKE_HIVE_TAG")})
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": "test-" + tag})
 	})
 	go func() { _ = http.Serve(ln, mux) }()
 	sig := make(chan os.Signal, 1)
@@ -102,6 +117,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if got.Version != "test-it's $HOME" {
 		t.Errorf("version %q: the env map did not reach the hive unchanged", got.Version)
 	}
+	checkEnvPrivate(t, n, readPID(t, n), "it's $HOME")
 	fi, err := os.Stat(n.tokenPath())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v %v", fi, err)

@@ -29,6 +29,7 @@ func nodeFromRecord(r *state.NodeRecord) Node {
 		InstallDir:  r.InstallDir,
 		HivePort:    r.HivePort,
 		Env:         r.Env,
+		envDigest:   r.EnvDigest,
 		Binary:      r.Binary,
 		InstallMode: r.InstallMode,
 	}
