@@ -139,7 +139,7 @@ func TestLostWriteAheadLogTailIsReported(t *testing.T) {
 			logs := dbFiles(t, dir, ".log")
 			flip(t, logs[len(logs)-1], off.at)
 			for _, op := range reads {
-				checkDamageError(t, op.do(ctx, s), "lost its last")
+				checkDamageError(t, op.do(ctx, s), "lost writes")
 			}
 		})
 	}

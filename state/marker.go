@@ -107,8 +107,8 @@ func (s *Store) checkCommit(db *pebble.DB) error {
 	if err != nil || n >= m.Commit {
 		return err
 	}
-	return fmt.Errorf("%w: the state database in %s lost its last %s: it ends at write %d, but rbee finished write %d (serial %d) at %s, as %s records. Its write-ahead log is damaged, so records or the lock may be out of date. Nothing was changed. %s",
-		ErrCorrupt, s.dbPath(), plural(m.Commit-n, "write"), n, m.Commit, m.Serial, m.Time.Local().Format(time.RFC3339), MarkerFile, s.restoreHint())
+	return fmt.Errorf("%w: the state database in %s lost writes: it ends at write %d, but rbee finished write %d (serial %d) at %s, as %s records. Its write-ahead log is damaged, so records or the lock may be out of date. Nothing was changed. %s",
+		ErrCorrupt, s.dbPath(), n, m.Commit, m.Serial, m.Time.Local().Format(time.RFC3339), MarkerFile, s.restoreHint())
 }
 
 // checkMissing fails when the database is absent but the folder shows that
@@ -119,20 +119,19 @@ func (s *Store) checkMissing() error {
 		return nil
 	}
 	held := ""
+	backup := filepath.Join(s.dir, BackupFile)
+	_, noBackup := os.Stat(backup)
 	if m := s.readMarker(); m != nil {
 		held = fmt.Sprintf(" (lineage %s, serial %d, last written %s)", m.Lineage, m.Serial, m.Time.Local().Format(time.RFC3339))
-	} else if _, err := os.Stat(filepath.Join(s.dir, BackupFile)); err != nil {
+	} else if noBackup != nil {
 		return nil
 	}
-	return fmt.Errorf("%w: the state database %s is gone, but %s held a state%s: it was deleted or moved. Planning against an empty state would start again everything that still runs. Run rbee state restore to put back the backup %s, then rbee refresh to record what the fleet runs now. To start a new, empty state instead, delete %s and %s",
-		ErrMissing, s.dbPath(), s.dir, held, filepath.Join(s.dir, BackupFile), BackupFile, MarkerFile)
-}
-
-func plural(n uint64, what string) string {
-	if n == 1 {
-		return "1 " + what
+	restore := "Run rbee state restore to put back the backup " + backup
+	if noBackup != nil {
+		restore = "Put back a copy of it with rbee state restore FILE"
 	}
-	return strconv.FormatUint(n, 10) + " " + what + "s"
+	return fmt.Errorf("%w: the state database %s is gone, but %s held a state%s: it was deleted or moved. Planning against an empty state would start again everything that still runs. %s, then rbee refresh to record what the fleet runs now. To start a new, empty state instead, delete %s and %s",
+		ErrMissing, s.dbPath(), s.dir, held, restore, BackupFile, MarkerFile)
 }
 
 // writeFileAtomic writes v as JSON to path through a temporary file.

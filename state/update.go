@@ -86,7 +86,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if len(tx.ops) == 0 {
+		if len(tx.ops) == 0 && tx.lineage == "" {
 			return nil
 		}
 		if err := s.backupBefore(db); err != nil {

@@ -22,13 +22,14 @@ func newStateCmd() *cobra.Command {
   rbee state show 'worker.chat[gpu1/0]'
   rbee state rm model.tinyllama@gpu1
   rbee state restore                        # undo the last change to the state
-  rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72`,
-		Short: "Inspect and repair rbee's state: list, show, rm, restore, unlock",
+  rbee state unlock 14574abe-206d-78fc-f29f-980cfd7fca72
+  rbee state history --limit 10             # who changed what, newest first`,
+		Short: "Inspect and repair rbee's state: list, show, rm, restore, unlock, history",
 		Long: `rbee records what it did in a Pebble database in the state folder
 (--state, default .rbee beside the configuration): nodes, models on nodes and
 workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 	}
-	cmd.AddCommand(newStateListCmd(), newStateShowCmd(), newStateRmCmd(), newStateRestoreCmd(), newStateUnlockCmd())
+	cmd.AddCommand(newStateListCmd(), newStateShowCmd(), newStateRmCmd(), newStateRestoreCmd(), newStateUnlockCmd(), newStateHistoryCmd())
 	cmd.AddCommand(newStateMigrateCmd())
 	return cmd
 }
@@ -174,9 +175,16 @@ watch) saves the state as it was to ` + state.BackupFile + ` in the state folder
 a plan, which writes nothing, leaves it alone. rbee state restore replaces the
 state with that file (or FILE). Nothing on the nodes is changed: run rbee plan
 afterwards to see how the fleet differs. The state being replaced becomes the
-new backup, so a restore can itself be undone with another restore.`,
+new backup, so a restore can itself be undone with another restore.
+
+A state database that cannot be read (damaged files, lost writes) is moved
+aside first, and one that was deleted is created again: restoring the backup
+into it needs no -force. Run rbee refresh afterwards to record what runs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := prepareRestore(cmd); err != nil {
+				return err
+			}
 			// Read before locking: taking the lock writes a new backup.
 			from, path, err := readBackup(cmd, args)
 			if err != nil {
