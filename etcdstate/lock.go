@@ -58,7 +58,7 @@ func (s *Store) Lock(ctx context.Context, op string, timeout time.Duration) (*st
 	}
 	start := time.Now()
 	for {
-		rev, held, err := s.tryLock(ctx, sess, val)
+		rev, held, err := s.tryLock(ctx, sess, me, val)
 		if err != nil {
 			_ = sess.Close()
 			return nil, err
@@ -98,13 +98,16 @@ func (s *Store) session(ctx context.Context) (*concurrency.Session, error) {
 
 // tryLock creates the lock key bound to the session's lease if it is free;
 // else it returns the holder.
-func (s *Store) tryLock(ctx context.Context, sess *concurrency.Session, val []byte) (int64, *state.LockInfo, error) {
+func (s *Store) tryLock(ctx context.Context, sess *concurrency.Session, me state.LockInfo, val []byte) (int64, *state.LockInfo, error) {
 	k := s.key(keyLock)
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(val), clientv3.WithLease(sess.Lease()))).
-		Else(clientv3.OpGet(k)).Commit()
+	var resp *clientv3.TxnResponse
+	err := s.retry(ctx, func(rctx context.Context) error {
+		var err error
+		resp, err = s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+			Then(clientv3.OpPut(k, string(val), clientv3.WithLease(sess.Lease()))).
+			Else(clientv3.OpGet(k)).Commit()
+		return err
+	})
 	if err != nil {
 		return 0, nil, s.wrap(ctx, "taking the state lock", err)
 	}
@@ -116,6 +119,10 @@ func (s *Store) tryLock(ctx context.Context, sess *concurrency.Session, val []by
 		return 0, &state.LockInfo{}, nil
 	}
 	held, err := decodeLock(kvs[0].Value)
+	if err == nil && held.ID == me.ID && kvs[0].Lease == int64(sess.Lease()) {
+		// An attempt whose answer was lost took it.
+		return kvs[0].CreateRevision, nil, nil
+	}
 	return 0, held, err
 }
 

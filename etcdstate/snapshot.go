@@ -35,9 +35,12 @@ func (s *Store) read(ctx context.Context) (*read, error) {
 	for _, k := range recordKinds {
 		ops = append(ops, clientv3.OpGet(s.key(string(k)+"/"), clientv3.WithPrefix()))
 	}
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(rctx).Then(ops...).Commit()
+	var resp *clientv3.TxnResponse
+	err := s.retry(ctx, func(rctx context.Context) error {
+		var err error
+		resp, err = s.cli.Txn(rctx).Then(ops...).Commit()
+		return err
+	})
 	if err != nil {
 		return nil, s.wrap(ctx, "reading the state", err)
 	}

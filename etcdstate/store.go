@@ -44,9 +44,12 @@ const (
 	keyLineage = "meta/lineage"
 	keySerial  = "meta/serial"
 	keyUpdated = "meta/updated"
-	keyLock    = "lock"
-	keyBackup  = "backup"
-	keyTokens  = "hive-tokens/"
+	// keyLastWrite is the ID of the last write: a write retried after a
+	// failure that left its outcome unknown finds it there if it committed.
+	keyLastWrite = "meta/last-write"
+	keyLock      = "lock"
+	keyBackup    = "backup"
+	keyTokens    = "hive-tokens/"
 )
 
 // Options say where the state lives and how to reach it.
@@ -197,8 +200,42 @@ func (s *Store) wrap(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s in %s: %w", what, s.Where(), err)
 }
 
+// transient reports whether err is the cluster being briefly unable to
+// answer (a leader lost, an election): the request may be tried again.
+func transient(err error) bool {
+	for _, e := range []error{rpctypes.ErrTimeout, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
+		rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrNotCapable} {
+		if errors.Is(err, e) || rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(e) {
+			return true
+		}
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// retry runs try until it succeeds, fails for good, or transient failures
+// have gone on for the request timeout; a mutation whose outcome a failure
+// leaves unknown must be safe to try again (see write's last-write key).
+func (s *Store) retry(ctx context.Context, try func(ctx context.Context) error) error {
+	deadline := time.Now().Add(s.opts.RequestTimeout)
+	for {
+		rctx, cancel := s.request(ctx)
+		err := try(rctx)
+		cancel()
+		if err == nil || !transient(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		s.opts.Logger.Debug("etcd is briefly unavailable; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // meta is what a write needs to know about the state first.
 type meta struct {
+	lastWrite string // ID of the last write (keyLastWrite)
 	fresh     bool   // no state yet: the write initialises it
 	serial    uint64 // current serial
 	serialRev int64  // ModRevision of the serial key, for compare-and-swap
@@ -228,5 +265,6 @@ func (s *Store) readMeta(kvs map[string][]byte, rev map[string]int64) (meta, err
 		return m, fmt.Errorf("%w: serial %q in %s is unreadable", state.ErrCorrupt, kvs[keySerial], s.Where())
 	}
 	m.serialRev = rev[keySerial]
+	m.lastWrite = string(kvs[keyLastWrite])
 	return m, nil
 }

@@ -8,21 +8,21 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Tokens keeps each node's hive token under the prefix (hive-tokens/NODE),
-// so every machine that shares the state can talk to the hives. It is the
-// applier.TokenKeeper of an etcd state.
-type Tokens struct{ s *Store }
+// Hive tokens live under the prefix (hive-tokens/NODE), so every machine
+// that shares the state can talk to the hives: Store is an
+// applier.TokenKeeper.
 
-// HiveTokens returns the token store of the state.
-func (s *Store) HiveTokens() Tokens { return Tokens{s: s} }
-
-// Get returns the token of node's hive, or "" when none is recorded.
-func (t Tokens) Get(node string) (string, error) {
-	ctx, cancel := t.s.request(context.Background())
-	defer cancel()
-	resp, err := t.s.cli.Get(ctx, t.s.key(keyTokens+node))
+// HiveToken returns the token of node's hive, or "" when none is recorded.
+func (s *Store) HiveToken(node string) (string, error) {
+	ctx := context.Background()
+	var resp *clientv3.GetResponse
+	err := s.retry(ctx, func(rctx context.Context) error {
+		var err error
+		resp, err = s.cli.Get(rctx, s.key(keyTokens+node))
+		return err
+	})
 	if err != nil {
-		return "", t.s.wrap(ctx, "reading the hive token of node "+node, err)
+		return "", s.wrap(ctx, "reading the hive token of node "+node, err)
 	}
 	if len(resp.Kvs) == 0 {
 		return "", nil
@@ -30,29 +30,33 @@ func (t Tokens) Get(node string) (string, error) {
 	return strings.TrimSpace(string(resp.Kvs[0].Value)), nil
 }
 
-// Put records node's token; like every write it checks the lock is held.
-func (t Tokens) Put(node, token string) error {
-	return t.write(node, clientv3.OpPut(t.s.key(keyTokens+node), token))
+// PutHiveToken records node's token; like every write it checks the lock.
+func (s *Store) PutHiveToken(node, token string) error {
+	return s.tokenWrite(node, clientv3.OpPut(s.key(keyTokens+node), token))
 }
 
-// Remove forgets node's token.
-func (t Tokens) Remove(node string) error {
-	return t.write(node, clientv3.OpDelete(t.s.key(keyTokens+node)))
+// RemoveHiveToken forgets node's token.
+func (s *Store) RemoveHiveToken(node string) error {
+	return s.tokenWrite(node, clientv3.OpDelete(s.key(keyTokens+node)))
 }
 
-func (t Tokens) write(node string, op clientv3.Op) error {
-	guard, held, err := t.s.lockGuard()
+func (s *Store) tokenWrite(node string, op clientv3.Op) error {
+	guard, held, err := s.lockGuard()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := t.s.request(context.Background())
-	defer cancel()
-	resp, err := t.s.cli.Txn(ctx).If(guard).Then(op).Else(clientv3.OpGet(t.s.key(keyLock))).Commit()
+	ctx := context.Background()
+	var resp *clientv3.TxnResponse
+	err = s.retry(ctx, func(rctx context.Context) error { // a put or a delete may be repeated
+		var err error
+		resp, err = s.cli.Txn(rctx).If(guard).Then(op).Else(clientv3.OpGet(s.key(keyLock))).Commit()
+		return err
+	})
 	if err != nil {
-		return t.s.wrap(ctx, "writing the hive token of node "+node, err)
+		return s.wrap(ctx, "writing the hive token of node "+node, err)
 	}
 	if !resp.Succeeded {
-		if err := t.s.refused(held, resp.Responses[0].GetResponseRange().Kvs); err != nil {
+		if err := s.refused(held, resp.Responses[0].GetResponseRange().Kvs); err != nil {
 			return err
 		}
 		return fmt.Errorf("writing the hive token of node %s: the state lock changed; retry", node)

@@ -24,10 +24,11 @@ const MaxTxnOps = 128
 // init creates the meta keys of a state that does not exist yet.
 func (s *Store) init(ctx context.Context) error {
 	k := s.key(keyFormat)
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	_, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(s.initOps(state.NewID())...).Commit()
+	ops := s.initOps(state.NewID())
+	err := s.retry(ctx, func(rctx context.Context) error {
+		_, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(ops...).Commit()
+		return err
+	})
 	return s.wrap(ctx, "creating the state", err)
 }
 
@@ -104,7 +105,7 @@ func (s *Store) replaceOps(cur, from *state.Snapshot) ([]clientv3.Op, error) {
 			ops = append(ops, clientv3.OpDelete(s.key(a.Key())))
 		}
 	}
-	if n := len(ops) + from.Len() + 8; n > MaxTxnOps {
+	if n := len(ops) + from.Len() + 9; n > MaxTxnOps {
 		return nil, fmt.Errorf("replacing the state with %d records needs one etcd transaction of %d operations, more than etcd's default limit of %d; start etcd with --max-txn-ops %d or more",
 			from.Len(), n, MaxTxnOps, n)
 	}
@@ -124,6 +125,7 @@ func (s *Store) replaceOps(cur, from *state.Snapshot) ([]clientv3.Op, error) {
 // not moved (else it reads again and retries). The first write under a lock
 // also saves the state as it was as the backup.
 func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([]clientv3.Op, error)) error {
+	id := state.NewID()
 	for attempt := 0; ; attempt++ {
 		guard, held, err := s.lockGuard()
 		if err != nil {
@@ -133,29 +135,38 @@ func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([
 		if err != nil {
 			return err
 		}
+		if cur.lastWrite == id { // an attempt whose answer was lost did commit
+			s.backupDue.Store(false)
+			return nil
+		}
 		ops, err := build(cur)
 		if err != nil || len(ops) == 0 {
 			return err
 		}
 		backup := s.backupDue.Load()
-		then, cmps, err := s.writeOps(cur, ops, backup)
+		then, cmps, err := s.writeOps(cur, ops, backup, id)
 		if err != nil {
 			return err
 		}
-		rctx, cancel := s.request(ctx)
-		resp, err := s.cli.Txn(rctx).If(append(cmps, guard)...).Then(then...).Else(clientv3.OpGet(s.key(keyLock))).Commit()
-		cancel()
-		if err != nil {
+		var resp *clientv3.TxnResponse
+		err = s.retry(ctx, func(rctx context.Context) error {
+			var err error
+			resp, err = s.cli.Txn(rctx).If(append(cmps, guard)...).Then(then...).Else(clientv3.OpGet(s.key(keyLock))).Commit()
+			return err
+		})
+		if err != nil && !transient(err) {
 			return s.wrap(ctx, what, err)
 		}
-		if resp.Succeeded {
+		if err == nil && resp.Succeeded {
 			if backup {
 				s.backupDue.Store(false)
 			}
 			return nil
 		}
-		if err := s.refused(held, resp.Responses[0].GetResponseRange().Kvs); err != nil {
-			return err
+		if err == nil {
+			if err := s.refused(held, resp.Responses[0].GetResponseRange().Kvs); err != nil {
+				return err
+			}
 		}
 		if attempt >= 20 {
 			return fmt.Errorf("%s: the state in %s kept changing under this write; retry", what, s.Where())
@@ -165,7 +176,7 @@ func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([
 
 // writeOps adds the serial, the time of the write, the backup and (for a
 // fresh state) the meta keys to ops, and the compares that make it safe.
-func (s *Store) writeOps(cur *read, ops []clientv3.Op, backup bool) ([]clientv3.Op, []clientv3.Cmp, error) {
+func (s *Store) writeOps(cur *read, ops []clientv3.Op, backup bool, id string) ([]clientv3.Op, []clientv3.Cmp, error) {
 	var pre []clientv3.Op
 	var cmps []clientv3.Cmp
 	if cur.fresh {
@@ -182,7 +193,7 @@ func (s *Store) writeOps(cur *read, ops []clientv3.Op, backup bool) ([]clientv3.
 		pre = append(pre, clientv3.OpPut(s.key(keyBackup), string(b)))
 	}
 	post := []clientv3.Op{clientv3.OpPut(s.key(keySerial), strconv.FormatUint(cur.serial+1, 10)),
-		clientv3.OpPut(s.key(keyUpdated), time.Now().UTC().Format(time.RFC3339Nano))}
+		clientv3.OpPut(s.key(keyUpdated), time.Now().UTC().Format(time.RFC3339Nano)), clientv3.OpPut(s.key(keyLastWrite), id)}
 	// etcd refuses two puts of one key in a transaction: the last wins, so
 	// Import's own lineage and serial replace the defaults.
 	all := append(append(pre, post...), ops...)
