@@ -83,7 +83,11 @@ func Update(ctx context.Context, r *Resolver, cfg *config.Config, old *Lock, bui
 	next := &Lock{LlamaCpp: build}
 	var changes []Change
 	if d := buildDiff(old.LlamaCpp, build); d != "" {
-		changes = append(changes, Change{Subject: "llama_cpp", Kind: Changed, Details: []string{d}})
+		kind := Changed
+		if old.LlamaCpp == nil {
+			kind = Added
+		}
+		changes = append(changes, Change{Subject: "llama_cpp", Kind: kind, Details: []string{d}})
 	}
 	for _, m := range cfg.Models {
 		if cfg.Model(m.Name) != m {
@@ -123,7 +127,7 @@ func buildDiff(a, b *Build) string {
 	case a == nil && b == nil:
 		return ""
 	case a == nil:
-		return fmt.Sprintf("llama.cpp build %s %s recorded", b.Module, b.Version)
+		return fmt.Sprintf("llama.cpp build %s %s", b.Module, b.Version)
 	case b == nil:
 		return "this binary carries no llama.cpp build information"
 	case *a != *b:
