@@ -24,7 +24,7 @@ var (
 )
 
 type lockHCL struct {
-	LlamaCpp *buildHCL `hcl:"llama_cpp,block"`
+	LlamaCpp *buildHCL  `hcl:"llama_cpp,block"`
 	Models   []entryHCL `hcl:"model,block"`
 }
 
