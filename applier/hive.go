@@ -37,6 +37,9 @@ type Node struct {
 	Binary string
 	// InstallMode is config.InstallSetsid (the default) or config.InstallSystemd.
 	InstallMode string
+	// FileRoots are the only folders the hive reads file:// models from
+	// (--file-roots); empty: any regular .gguf file it can read.
+	FileRoots []string
 }
 
 // ListenHost is the address the hive binds: loopback for local nodes, the
@@ -257,6 +260,9 @@ func hiveArgv(n Node) []string {
 		"--token-file", n.tokenPath()}
 	if len(n.Env) > 0 {
 		argv = append(argv, "--env-file", n.envPath())
+	}
+	for _, root := range n.FileRoots {
+		argv = append(argv, "--file-roots", root)
 	}
 	return argv
 }

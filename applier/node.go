@@ -32,5 +32,6 @@ func nodeFromRecord(r *state.NodeRecord) Node {
 		envDigest:   r.EnvDigest,
 		Binary:      r.Binary,
 		InstallMode: r.InstallMode,
+		FileRoots:   r.FileRoots,
 	}
 }

@@ -358,6 +358,7 @@ func (v *validator) pool(p *Pool) {
 	if !p.bad["threads"] && (p.Threads < 0 || p.Threads > 1024) {
 		v.errorf(r("threads"), "Invalid threads", "threads of pool %q is %d; allowed: 0 (auto) to 1024.", p.Name, p.Threads)
 	}
+	v.poolEngine(p)
 	if !p.bad["port"] && p.Port != 0 {
 		last := p.Port + max(p.Replicas, 1) - 1
 		if p.Port < 1024 || last > 65535 {

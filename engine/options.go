@@ -7,6 +7,7 @@ import (
 	"github.com/ollama/ollama/ml"
 
 	"github.com/rbee-dev/rbee/engine/cpu"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // Options configure Load. Zero values pick the defaults noted on each field.
@@ -31,7 +32,7 @@ type Options struct {
 }
 
 // KVCacheTypes are the values Options.KVCacheType accepts.
-var KVCacheTypes = []string{"f16", "q8_0", "q4_0"}
+var KVCacheTypes = spec.KVCacheTypes
 
 // withDefaults fills in the defaults and checks the options that do not
 // depend on the model. An error here is deterministic: loading again with

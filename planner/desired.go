@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/rbee-dev/rbee/config"
@@ -40,7 +41,7 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 		}
 		r := &state.NodeRecord{Name: n.Name, Connection: n.Connection, Host: n.Host, Port: n.Port, User: n.User,
 			Identity: n.Identity, KnownHosts: n.KnownHosts, InsecureIgnoreHostKey: n.InsecureIgnoreHostKey, InstallDir: n.InstallDir,
-			InstallMode: n.InstallMode, Binary: n.Binary, Env: maps.Clone(n.Env), EnvDigest: secret.Digests(n.Env), HivePort: n.HivePort,
+			InstallMode: n.InstallMode, FileRoots: slices.Clone(n.FileRoots), Binary: n.Binary, Env: maps.Clone(n.Env), EnvDigest: secret.Digests(n.Env), HivePort: n.HivePort,
 			HiveURL: HiveURL(n.Connection == config.ConnectionLocal, n.Host, n.HivePort)}
 		if binarySum != nil {
 			sum, ok := sums[n.Binary]

@@ -17,11 +17,11 @@ import (
 // differ holds one comparison.
 type differ struct {
 	cascaded map[state.Addr]bool // replaced because what they sit on is replaced
-	cfg     *config.Config
-	want    *state.Snapshot
-	have    *state.Snapshot
-	destroy bool
-	changes map[state.Addr]*Change
+	cfg      *config.Config
+	want     *state.Snapshot
+	have     *state.Snapshot
+	destroy  bool
+	changes  map[state.Addr]*Change
 }
 
 func (d *differ) add(c *Change) {
@@ -175,6 +175,9 @@ func diffNode(w, h *state.NodeRecord) *Change {
 		update = append(update, arrow("hive_port", h.HivePort, w.HivePort))
 	}
 	update = append(update, envReasons(h, w)...)
+	if !slices.Equal(h.FileRoots, w.FileRoots) {
+		update = append(update, arrow("file_roots", strings.Join(h.FileRoots, ", "), strings.Join(w.FileRoots, ", ")))
+	}
 	if h.InstallMode != w.InstallMode {
 		update = append(update, arrow("install_mode", h.InstallMode, w.InstallMode))
 	}

@@ -191,6 +191,11 @@ func TestDiffRules(t *testing.T) {
 			},
 		},
 		{
+			name:   "file_roots restarts the hive with them",
+			config: strings.Replace(base, `host = "10.0.0.5"`, "host = \"10.0.0.5\"\n  file_roots = [\"/srv/models\"]", 1),
+			want:   []string{`~ node.gpu1: file_roots "" → /srv/models`},
+		},
+		{
 			name:   "idle_timeout updates in place",
 			config: strings.Replace(base, "ctx_size = 2048", "ctx_size = 2048\n  idle_timeout = \"15m\"", 1),
 			want: []string{

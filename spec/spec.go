@@ -20,12 +20,20 @@ import (
 // tag says what changing it does to a running worker: "replace" (stop it and
 // start a new one) or "update" (the hive takes the new value in place).
 type Worker struct {
-	Backend     string        `json:"backend" change:"replace"`
-	Device      int           `json:"device" change:"replace"`
-	CtxSize     int           `json:"ctx_size" change:"replace"`
-	Slots       int           `json:"slots" change:"replace"`
-	Threads     int           `json:"threads" change:"replace"`
-	FlashAttn   bool          `json:"flash_attn,omitempty" change:"replace"`
+	Backend   string `json:"backend" change:"replace"`
+	Device    int    `json:"device" change:"replace"`
+	CtxSize   int    `json:"ctx_size" change:"replace"`
+	Slots     int    `json:"slots" change:"replace"`
+	Threads   int    `json:"threads" change:"replace"`
+	FlashAttn bool   `json:"flash_attn,omitempty" change:"replace"`
+	// KVCacheType is the KV cache's element type: f16 (default), q8_0 or
+	// q4_0 (the quantized ones need flash_attn).
+	KVCacheType string `json:"kv_cache_type,omitempty" change:"replace"`
+	// ChatTemplate names a built-in chat template (llama3, chatml, ...)
+	// used instead of the model's own; empty: the model's.
+	ChatTemplate string `json:"chat_template,omitempty" change:"replace"`
+	// Embeddings makes the worker serve /v1/embeddings.
+	Embeddings  bool          `json:"embeddings,omitempty" change:"replace"`
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty" change:"update"` // nanoseconds in JSON
 	LoadTimeout time.Duration `json:"load_timeout,omitempty" change:"update"` // nanoseconds in JSON
 	// DrainTimeout bounds how long a worker being replaced or removed may
@@ -39,6 +47,9 @@ const (
 	BackendCUDA  = "cuda"
 	BackendMetal = "metal"
 )
+
+// KVCacheTypes are the accepted values of KVCacheType ("" means the first).
+var KVCacheTypes = []string{"f16", "q8_0", "q4_0"}
 
 // Defaults and limits of the fields.
 const (

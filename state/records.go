@@ -67,7 +67,8 @@ type NodeRecord struct {
 	InsecureIgnoreHostKey bool              `json:"insecure_ignore_host_key,omitempty"`
 	InstallDir            string            `json:"install_dir"`
 	InstallMode           string            `json:"install_mode,omitempty"`
-	Binary                string            `json:"binary,omitempty"` // path of the binary copied (empty: the rbee executable)
+	FileRoots             []string          `json:"file_roots,omitempty"` // the only folders file:// models may come from
+	Binary                string            `json:"binary,omitempty"`     // path of the binary copied (empty: the rbee executable)
 	Env                   map[string]string `json:"-"`
 	EnvDigest             map[string]string `json:"env_digest,omitempty"`
 	HivePort              int               `json:"hive_port"`

@@ -254,6 +254,15 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 	if s.cfg.FlashAttn {
 		args = append(args, "--flash-attn")
 	}
+	if s.cfg.KVCacheType != "" {
+		args = append(args, "--kv-cache-type", s.cfg.KVCacheType)
+	}
+	if s.cfg.ChatTemplate != "" {
+		args = append(args, "--chat-template", s.cfg.ChatTemplate)
+	}
+	if s.cfg.Embeddings {
+		args = append(args, "--embeddings")
+	}
 	if s.h.cfg.TokenFile != "" {
 		args = append(args, "--token-file", s.h.cfg.TokenFile)
 	}

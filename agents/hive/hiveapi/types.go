@@ -100,17 +100,22 @@ const (
 // answers 409 PORT_IN_USE if it is taken); 0 lets the hive pick one. A zero
 // Port is left out of the JSON, so it does not change ConfigHash.
 type WorkerConfig struct {
-	Model       string `json:"model"`
-	Slots       int    `json:"slots,omitempty"`
-	CtxSize     int    `json:"ctx_size,omitempty"`
-	Threads     int    `json:"threads,omitempty"`
-	Backend     string `json:"backend,omitempty"`
-	Device      int    `json:"device,omitempty"`
-	FlashAttn   bool   `json:"flash_attn,omitempty"`
-	IdleTimeout string `json:"idle_timeout,omitempty"`
-	LoadTimeout string `json:"load_timeout,omitempty"`
-	Pool        string `json:"pool,omitempty"`
-	Port        int    `json:"port,omitempty"`
+	Model     string `json:"model"`
+	Slots     int    `json:"slots,omitempty"`
+	CtxSize   int    `json:"ctx_size,omitempty"`
+	Threads   int    `json:"threads,omitempty"`
+	Backend   string `json:"backend,omitempty"`
+	Device    int    `json:"device,omitempty"`
+	FlashAttn bool   `json:"flash_attn,omitempty"`
+	// KVCacheType, ChatTemplate and Embeddings are the worker's
+	// --kv-cache-type, --chat-template and --embeddings.
+	KVCacheType  string `json:"kv_cache_type,omitempty"`
+	ChatTemplate string `json:"chat_template,omitempty"`
+	Embeddings   bool   `json:"embeddings,omitempty"`
+	IdleTimeout  string `json:"idle_timeout,omitempty"`
+	LoadTimeout  string `json:"load_timeout,omitempty"`
+	Pool         string `json:"pool,omitempty"`
+	Port         int    `json:"port,omitempty"`
 	// DrainTimeout bounds how long a worker being stopped may finish the
 	// requests in flight before it is stopped anyway; "" means
 	// DefaultDrainTimeout (and is what Normalized writes for it). It is not
