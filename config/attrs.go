@@ -17,6 +17,8 @@ type attrs struct {
 	attrs  hcl.Attributes
 	ranges map[string]hcl.Range
 	bad    map[string]bool
+	// keepMarks keeps the sensitive marks on values (locals): see unmark.
+	keepMarks bool
 }
 
 func (d *decoder) content(ctx *hcl.EvalContext, b *hcl.Block, s *hcl.BodySchema) *attrs {
@@ -48,6 +50,11 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 		a.bad[name] = true
 		return cty.NilVal, false
 	}
+	val, marks, ok := a.unmark(name, at, val)
+	if !ok {
+		a.bad[name] = true
+		return cty.NilVal, false
+	}
 	if val.IsNull() {
 		return cty.NilVal, false
 	}
@@ -61,6 +68,9 @@ func (a *attrs) value(name string, ty cty.Type) (cty.Value, bool) {
 			Detail: fmt.Sprintf("%s must be a %s: %s.", name, ty.FriendlyName(), msg), Subject: at.Expr.Range().Ptr(), Expression: at.Expr, EvalContext: a.ctx})
 		a.bad[name] = true
 		return cty.NilVal, false
+	}
+	if a.keepMarks && len(marks) > 0 {
+		conv = conv.MarkWithPaths(marks)
 	}
 	return conv, true
 }

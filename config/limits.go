@@ -149,6 +149,7 @@ func (a *attrs) keyRanges(name string) {
 	}
 	for _, item := range obj.Items {
 		k, diags := item.KeyExpr.Value(a.ctx)
+		k, _ = k.Unmark() // a key from a sensitive variable
 		if diags.HasErrors() || !k.IsKnown() || k.IsNull() || k.Type() != cty.String {
 			continue
 		}

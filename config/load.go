@@ -160,6 +160,7 @@ type variable struct {
 	name      string
 	value     cty.Value
 	set       bool
+	sensitive bool // sensitive = true: the value may only be used in env
 	declRange hcl.Range
 }
 

@@ -105,13 +105,14 @@ func (d *decoder) evalLocal(base *hcl.EvalContext, name string, deps []string) {
 		vals[dep] = d.locals[dep].value
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": base.Variables["var"], "local": cty.ObjectVal(vals)}, Functions: base.Functions}
-	a := &attrs{d: d, ctx: ctx, attrs: hcl.Attributes{name: l.attr}, bad: map[string]bool{}}
+	a := &attrs{d: d, ctx: ctx, attrs: hcl.Attributes{name: l.attr}, bad: map[string]bool{}, keepMarks: true}
 	v, ok := a.value(name, cty.DynamicPseudoType)
 	if !ok {
 		l.failed = a.bad[name]
 		return
 	}
-	if bad := boundLocal(name, v, l.attr.Expr.Range(), &d.localsBudget); bad != nil {
+	bare, _ := v.UnmarkDeep() // sensitive marks (see unmark) are no size
+	if bad := boundLocal(name, bare, l.attr.Expr.Range(), &d.localsBudget); bad != nil {
 		d.diags = append(d.diags, bad)
 		l.failed = true
 		return

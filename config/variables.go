@@ -39,11 +39,12 @@ func (d *decoder) declareVariable(b *hcl.Block) {
 			v.value, v.set = val, true
 		}
 	}
-	for _, n := range []string{"description", "sensitive"} {
-		if a, ok := content.Attributes[n]; ok {
-			_, diags := a.Expr.Value(nil)
-			d.diags = append(d.diags, diags...)
-		}
+	if a, ok := content.Attributes["description"]; ok {
+		_, diags := a.Expr.Value(nil)
+		d.diags = append(d.diags, diags...)
+	}
+	if a, ok := content.Attributes["sensitive"]; ok {
+		d.declareSensitive(v, a)
 	}
 }
 
@@ -115,7 +116,7 @@ func (d *decoder) setFromString(v *variable, raw, origin string) {
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), origin, hcl.InitialPos)
 	if diags.HasErrors() {
 		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
-			Detail: fmt.Sprintf("%s: %s is not a valid %s value.", origin, clip(raw), ty.FriendlyName())})
+			Detail: fmt.Sprintf("%s: %s is not a valid %s value.", origin, v.shown(raw), ty.FriendlyName())})
 		return
 	}
 	val, diags := expr.Value(nil)
@@ -127,7 +128,7 @@ func (d *decoder) setFromString(v *variable, raw, origin string) {
 		}
 	}
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
-		Detail: fmt.Sprintf("%s: %s is not a valid %s value (the type of the variable's default).", origin, clip(raw), ty.FriendlyName())})
+		Detail: fmt.Sprintf("%s: %s is not a valid %s value (the type of the variable's default).", origin, v.shown(raw), ty.FriendlyName())})
 }
 
 func (d *decoder) applyVarFile(path string) {
@@ -185,7 +186,7 @@ func (d *decoder) evalContext() *hcl.EvalContext {
 	vals := map[string]cty.Value{}
 	for name, v := range d.vars {
 		if v.set {
-			vals[name] = v.value
+			vals[name] = v.evalValue()
 		} else {
 			vals[name] = cty.DynamicVal
 		}
