@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,23 +72,23 @@ func newEntry(db *pebble.DB, tx *Tx, serial uint64) (HistoryEntry, error) {
 		e.Operation = l.Operation
 	}
 	for _, a := range tx.sortedAddrs() {
-		if tx.ops[a] {
+		was, err := get(db, a.key())
+		if err != nil {
+			return e, err
+		}
+		switch now := tx.ops[a]; {
+		case bytes.Equal(was, now):
+			// rewritten as it was, or deleting what is not there: no change
+		case now != nil:
 			e.Puts++
 			if len(e.Put) < HistoryAddrs {
 				e.Put = append(e.Put, a.String())
 			}
-			continue
-		}
-		v, err := get(db, a.key())
-		if err != nil {
-			return e, err
-		}
-		if v == nil {
-			continue // deleting what is not there changes nothing
-		}
-		e.Deletes++
-		if len(e.Deleted) < HistoryAddrs {
-			e.Deleted = append(e.Deleted, a.String())
+		default:
+			e.Deletes++
+			if len(e.Deleted) < HistoryAddrs {
+				e.Deleted = append(e.Deleted, a.String())
+			}
 		}
 	}
 	e.Summary = summarize(e)

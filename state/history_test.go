@@ -73,6 +73,13 @@ func TestHistoryRecordsEveryWrite(t *testing.T) {
 	if h, _ := s.History(ctx, 2); len(h) != 2 || h[0].Serial != 3 || h[1].Serial != 2 {
 		t.Errorf("limit 2: %+v", h)
 	}
+	// a record written again as it was is not a change
+	if err := s.Put(ctx, NodeRecord{Name: "a", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.History(ctx, 1); len(h) != 1 || h[0].Serial != 4 || h[0].Puts != 0 || h[0].Summary != "no records changed" {
+		t.Errorf("unchanged rewrite: %+v", h)
+	}
 }
 
 func TestHistoryIsBounded(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 // Tx collects the writes of one Update.
 type Tx struct {
 	b   *pebble.Batch
-	ops map[Addr]bool // true: put, false: deleted (the last write to each address wins)
+	ops map[Addr][]byte // the stored value put, nil when deleted (the last write to each address wins)
 	// lineage, when set, replaces the state's lineage (a restored or
 	// imported state keeps its own); nextSerial, when set, gives the serial
 	// after the write from the current one (default: one more).
@@ -39,7 +39,7 @@ func (tx *Tx) Put(r Record) error {
 	if err != nil {
 		return err
 	}
-	tx.ops[a] = true
+	tx.ops[a] = val
 	return tx.b.Set(a.key(), val, nil)
 }
 
@@ -48,7 +48,7 @@ func (tx *Tx) Delete(a Addr) error {
 	if err := checkAddr(a); err != nil {
 		return err
 	}
-	tx.ops[a] = false
+	tx.ops[a] = nil
 	return tx.b.Delete(a.key(), nil)
 }
 
@@ -81,7 +81,7 @@ func checkAddr(a Addr) error {
 // was written. Callers that change the fleet should hold the lock (see Lock).
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.with(ctx, create, func(db *pebble.DB) error {
-		tx := &Tx{b: db.NewBatch(), ops: map[Addr]bool{}}
+		tx := &Tx{b: db.NewBatch(), ops: map[Addr][]byte{}}
 		defer tx.b.Close()
 		if err := fn(tx); err != nil {
 			return err
