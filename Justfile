@@ -34,10 +34,15 @@ deps:
 build: deps
     go build -ldflags "{{ldflags}}" -o bin/rbee ./cmd/rbee
 
-# Run unit tests and the Gherkin features against bin/rbee.
+# Run unit tests, the Gherkin features against bin/rbee, then each fuzz target for a bounded time.
 test: build
     go vet ./...
     RBEE_BIN="$PWD/bin/rbee" go test -count=1 -timeout 40m ./...
+    RBEE_FUZZTIME="${RBEE_FUZZTIME:-15s}" scripts/fuzz.sh
+
+# Run each fuzz target for RBEE_FUZZTIME (default 20s).
+fuzz: deps
+    scripts/fuzz.sh
 
 # A local cluster from rbee.hcl.example on a generated model, then an inference.
 demo: build
