@@ -299,3 +299,40 @@ func TestOpenRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryRecordsEveryWrite(t *testing.T) {
+	ep := startEtcd(t)
+	ctx := context.Background()
+	s := open(t, ep, "hist")
+	info, err := s.Lock(ctx, "apply", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		do      func() error
+		summary string
+	}{
+		{func() error { return s.Put(ctx, node("a"), node("b")) }, "2 put (node.a, node.b)"},
+		{func() error { return s.Put(ctx, node("a")) }, "no records changed"},
+		{func() error { return s.Delete(ctx, state.NodeAddr("b"), state.NodeAddr("zz")) }, "1 deleted (node.b)"},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.Unlock(ctx, info.ID)
+	h, err := s.History(ctx, 0)
+	if err != nil || len(h) != len(steps) {
+		t.Fatalf("history: %d entries, %v; want %d", len(h), err, len(steps))
+	}
+	for i, st := range steps {
+		e := h[len(h)-1-i] // newest first
+		if e.Summary != st.summary || e.Serial != uint64(i+1) || e.Operation != "apply" {
+			t.Errorf("entry %d: %+v; want serial %d, operation apply, %q", i, e, i+1, st.summary)
+		}
+	}
+	if last, _ := s.History(ctx, 1); len(last) != 1 || last[0].Serial != 3 {
+		t.Errorf("History(1) = %+v", last)
+	}
+}

@@ -39,34 +39,34 @@ func (s *Store) initOps(lineage string) []clientv3.Op {
 
 // Put writes records in one transaction (one serial increment).
 func (s *Store) Put(ctx context.Context, records ...state.Record) error {
-	ops := make([]clientv3.Op, 0, len(records))
+	cs := make([]change, 0, len(records))
 	for _, r := range records {
 		k, v, err := state.EncodeRecord(r)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, clientv3.OpPut(s.key(k), string(v)))
+		cs = append(cs, change{addr: r.Addr(), key: k, val: v})
 	}
-	return s.write(ctx, "writing the state", func(*read) ([]clientv3.Op, error) { return ops, nil })
+	return s.write(ctx, "writing the state", func(*read) ([]change, error) { return cs, nil })
 }
 
 // Delete removes the records at addrs in one transaction.
 func (s *Store) Delete(ctx context.Context, addrs ...state.Addr) error {
-	ops := make([]clientv3.Op, 0, len(addrs))
+	cs := make([]change, 0, len(addrs))
 	for _, a := range addrs {
 		if _, err := state.ParseAddr(a.String()); err != nil {
 			return fmt.Errorf("cannot remove the record at %s: %w", a, err)
 		}
-		ops = append(ops, clientv3.OpDelete(s.key(a.Key())))
+		cs = append(cs, change{addr: a, key: a.Key()})
 	}
-	return s.write(ctx, "writing the state", func(*read) ([]clientv3.Op, error) { return ops, nil })
+	return s.write(ctx, "writing the state", func(*read) ([]change, error) { return cs, nil })
 }
 
 // Restore replaces every record with those of from in one transaction; the
 // serial goes on counting up. A backup of another state (a different
 // lineage) is refused unless force is set. The caller holds the lock.
 func (s *Store) Restore(ctx context.Context, from *state.Snapshot, force bool) error {
-	return s.write(ctx, "restoring the state", func(cur *read) ([]clientv3.Op, error) {
+	return s.write(ctx, "restoring the state", func(cur *read) ([]change, error) {
 		switch {
 		case force:
 		case from.Lineage == "":
@@ -85,27 +85,36 @@ func (s *Store) Import(ctx context.Context, from *state.Snapshot) error {
 	if from.Lineage == "" {
 		return errors.New("the state to copy has no lineage: it was never written, so there is nothing to copy")
 	}
-	return s.write(ctx, "copying the state", func(cur *read) ([]clientv3.Op, error) {
-		ops, err := s.replaceOps(cur.snap, from)
+	return s.write(ctx, "copying the state", func(cur *read) ([]change, error) {
+		cs, err := s.replaceOps(cur.snap, from)
 		if err != nil {
 			return nil, err
 		}
-		// write puts serial+1 last; the copy keeps from's serial instead.
-		return append(ops, clientv3.OpPut(s.key(keyLineage), from.Lineage),
-			clientv3.OpPut(s.key(keySerial), strconv.FormatUint(from.Serial, 10))), nil
+		// write puts serial+1; the copy keeps from's lineage and serial instead.
+		return append(cs, change{key: keyLineage, val: []byte(from.Lineage), meta: true},
+			change{key: keySerial, val: []byte(strconv.FormatUint(from.Serial, 10)), meta: true}), nil
 	})
+}
+
+// change is one key a write sets (val) or deletes (nil val): a record, or
+// for Import a meta key.
+type change struct {
+	addr state.Addr
+	key  string // under the prefix
+	val  []byte
+	meta bool
 }
 
 // replaceOps delete the records of cur that from lacks and put those of
 // from (etcd refuses a put inside a range deleted by the same transaction).
-func (s *Store) replaceOps(cur, from *state.Snapshot) ([]clientv3.Op, error) {
-	var ops []clientv3.Op
+func (s *Store) replaceOps(cur, from *state.Snapshot) ([]change, error) {
+	var cs []change
 	for _, a := range cur.Addrs() {
 		if _, ok := from.Get(a); !ok {
-			ops = append(ops, clientv3.OpDelete(s.key(a.Key())))
+			cs = append(cs, change{addr: a, key: a.Key()})
 		}
 	}
-	if n := len(ops) + from.Len() + 9; n > MaxTxnOps {
+	if n := len(cs) + from.Len() + 11; n > MaxTxnOps {
 		return nil, fmt.Errorf("replacing the state with %d records needs one etcd transaction of %d operations, more than etcd's default limit of %d; start etcd with --max-txn-ops %d or more",
 			from.Len(), n, MaxTxnOps, n)
 	}
@@ -115,16 +124,16 @@ func (s *Store) replaceOps(cur, from *state.Snapshot) ([]clientv3.Op, error) {
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, clientv3.OpPut(s.key(k), string(v)))
+		cs = append(cs, change{addr: a, key: k, val: v})
 	}
-	return ops, nil
+	return cs, nil
 }
 
 // write commits the operations build returns, with the serial incremented,
 // in one transaction that checks the lock is still held and the serial has
 // not moved (else it reads again and retries). The first write under a lock
 // also saves the state as it was as the backup.
-func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([]clientv3.Op, error)) error {
+func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([]change, error)) error {
 	id := state.NewID()
 	for attempt := 0; ; attempt++ {
 		guard, held, err := s.lockGuard()
@@ -139,12 +148,12 @@ func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([
 			s.backupDue.Store(false)
 			return nil
 		}
-		ops, err := build(cur)
-		if err != nil || len(ops) == 0 {
+		cs, err := build(cur)
+		if err != nil || len(cs) == 0 {
 			return err
 		}
 		backup := s.backupDue.Load()
-		then, cmps, err := s.writeOps(cur, ops, backup, id)
+		then, cmps, err := s.writeOps(cur, cs, held, backup, id)
 		if err != nil {
 			return err
 		}
@@ -176,7 +185,11 @@ func (s *Store) write(ctx context.Context, what string, build func(cur *read) ([
 
 // writeOps adds the serial, the time of the write, the backup and (for a
 // fresh state) the meta keys to ops, and the compares that make it safe.
-func (s *Store) writeOps(cur *read, ops []clientv3.Op, backup bool, id string) ([]clientv3.Op, []clientv3.Cmp, error) {
+func (s *Store) writeOps(cur *read, cs []change, held *heldLock, backup bool, id string) ([]clientv3.Op, []clientv3.Cmp, error) {
+	ops, hist, err := s.historyOps(cur, cs, held)
+	if err != nil {
+		return nil, nil, err
+	}
 	var pre []clientv3.Op
 	var cmps []clientv3.Cmp
 	if cur.fresh {
@@ -196,7 +209,7 @@ func (s *Store) writeOps(cur *read, ops []clientv3.Op, backup bool, id string) (
 		clientv3.OpPut(s.key(keyUpdated), time.Now().UTC().Format(time.RFC3339Nano)), clientv3.OpPut(s.key(keyLastWrite), id)}
 	// etcd refuses two puts of one key in a transaction: the last wins, so
 	// Import's own lineage and serial replace the defaults.
-	all := append(append(pre, post...), ops...)
+	all := append(append(append(pre, post...), hist...), ops...)
 	return dedupe(all), cmps, nil
 }
 
