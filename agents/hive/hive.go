@@ -81,26 +81,26 @@ type Hive struct {
 	logRing map[string]*logRing
 }
 
-// New opens the data dir (catalog and intentions) and prepares a hive; it
-// starts no worker until Start.
-func New(cfg Config) (*Hive, error) {
+// check validates cfg, fills in its defaults and returns the host and port
+// of its listen address.
+func (cfg *Config) check() (host string, port int, err error) {
 	if cfg.DataDir == "" {
-		return nil, errors.New("a data dir is required: pass --data-dir DIR")
+		return "", 0, errors.New("a data dir is required: pass --data-dir DIR")
 	}
 	if err := api.CheckListen(cfg.Listen, cfg.Token); err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q is not host:port: %w", cfg.Listen, err)
+		return "", 0, fmt.Errorf("--listen %q is not host:port: %w", cfg.Listen, err)
 	}
-	port, err := strconv.Atoi(portStr)
+	port, err = strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("--listen %q: bad port", cfg.Listen)
+		return "", 0, fmt.Errorf("--listen %q: bad port", cfg.Listen)
 	}
 	for _, root := range cfg.FileRoots {
 		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("--file-roots %q is not a folder on this node: file:// models are read only from existing folders", root)
+			return "", 0, fmt.Errorf("--file-roots %q is not a folder on this node: file:// models are read only from existing folders", root)
 		}
 	}
 	if cfg.HealthInterval <= 0 {
@@ -117,6 +117,16 @@ func New(cfg Config) (*Hive, error) {
 	}
 	if cfg.Env == nil {
 		cfg.Env = os.Environ()
+	}
+	return host, port, nil
+}
+
+// New opens the data dir (catalog and intentions) and prepares a hive; it
+// starts no worker until Start.
+func New(cfg Config) (*Hive, error) {
+	host, port, err := cfg.check()
+	if err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

@@ -54,27 +54,12 @@ required, and every request must send Authorization: Bearer KEY.`,
 			if err := checkListenAddr(listen); err != nil {
 				return exitCode(1, err)
 			}
-			if keysFile != "" {
-				k, err := gateway.LoadKeys(keysFile)
-				if err != nil {
-					return exitCode(1, err)
-				}
-				opts.Keys = k
-			}
-			if err := gateway.CheckListen(listen, opts.Keys); err != nil {
-				return exitCode(1, err)
-			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
 			}
 			opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			st, err := state.Open(cmd.Context(), stateDir(cmd), state.Options{})
-			if err != nil {
-				return exitCode(1, err)
-			}
-			opts.State = st
-			srv, err := gateway.New(opts)
+			srv, err := newGateway(cmd, listen, keysFile, opts)
 			if err != nil {
 				return exitCode(1, err)
 			}
@@ -130,4 +115,25 @@ func gatewayBlock(cmd *cobra.Command, listen, keysFile *string, opts *gateway.Op
 		opts.QueueTimeout = g.QueueTimeout
 	}
 	return nil
+}
+
+// newGateway is the gateway of opts over the command's state, with the API
+// keys of keysFile (none: loopback only).
+func newGateway(cmd *cobra.Command, listen, keysFile string, opts gateway.Options) (*gateway.Server, error) {
+	if keysFile != "" {
+		k, err := gateway.LoadKeys(keysFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.Keys = k
+	}
+	if err := gateway.CheckListen(listen, opts.Keys); err != nil {
+		return nil, err
+	}
+	st, err := state.Open(cmd.Context(), stateDir(cmd), state.Options{})
+	if err != nil {
+		return nil, err
+	}
+	opts.State = st
+	return gateway.New(opts)
 }

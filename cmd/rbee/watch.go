@@ -23,7 +23,6 @@ import (
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/gateway"
 	"github.com/rbee-dev/rbee/reconciler"
-	"github.com/rbee-dev/rbee/state"
 )
 
 // watchFlags are rbee watch's own flags.
@@ -184,23 +183,7 @@ func watchGateway(ctx context.Context, cmd *cobra.Command, listen string, log *s
 		return nil, nil // the daemon reports a broken file itself
 	}
 	g := cfg.Gateway
-	opts := gateway.Options{Queue: g.Queue, QueueTimeout: g.QueueTimeout, Log: log}
-	if g.APIKeysFile != "" {
-		k, err := gateway.LoadKeys(g.APIKeysFile)
-		if err != nil {
-			return nil, err
-		}
-		opts.Keys = k
-	}
-	if err := gateway.CheckListen(listen, opts.Keys); err != nil {
-		return nil, err
-	}
-	st, err := state.Open(ctx, stateDir(cmd), state.Options{})
-	if err != nil {
-		return nil, err
-	}
-	opts.State = st
-	srv, err := gateway.New(opts)
+	srv, err := newGateway(cmd, listen, g.APIKeysFile, gateway.Options{Queue: g.Queue, QueueTimeout: g.QueueTimeout, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -152,22 +152,30 @@ SetEnv SHLVL=1
 		return nil, fmt.Errorf("start sshd: %w", err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	target := net.JoinHostPort(addr, strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
+	if err := s.waitListening(10 * time.Second); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitListening waits until the server accepts connections, for at most bound.
+func (s *Server) waitListening(bound time.Duration) error {
+	target := net.JoinHostPort(s.Addr, strconv.Itoa(s.Port))
+	deadline := time.Now().Add(bound)
 	for {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("sshd for %s exited:\n%s", name, s.Log.String())
+			return fmt.Errorf("sshd for %s exited:\n%s", s.Name, s.Log.String())
 		default:
 		}
 		c, err := net.DialTimeout("tcp", target, time.Second)
 		if err == nil {
 			c.Close()
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("sshd for %s does not listen on %s: %v\n%s", name, target, err, s.Log.String())
+			return fmt.Errorf("sshd for %s does not listen on %s: %v\n%s", s.Name, target, err, s.Log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
