@@ -220,3 +220,39 @@ func TestRestoreIntoANewFolderNeedsNoForce(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// BenchmarkPut is one write of one record: open, history entry, commit
+// with fsync, marker, close.
+func BenchmarkPut(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Put(ctx, NodeRecord{Name: "n", HivePort: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHistory reads the last 50 entries of a history of 1,000.
+func BenchmarkHistory(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if err := s.Put(ctx, NodeRecord{Name: "n", HivePort: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if h, err := s.History(ctx, 50); err != nil || len(h) != 50 {
+			b.Fatal(len(h), err)
+		}
+	}
+}
