@@ -29,8 +29,18 @@ package features
 //	Given the Hugging Face server requires the token "secret"   (401 without, 403 with another)
 //	Given the Hugging Face server sends at most 500000 bytes per second
 //
+// Revisions: every repo starts at commit 0000…0 (every revision names it).
+//
+//	Given the Hugging Face repo "org/repo" moves to a new commit whose "f.gguf" is the tiny model of seed 2
+//	Given the Hugging Face server replaces "org/repo" file "f.gguf" with the tiny model of seed 3
+//
+// The first makes a new commit (${HF_COMMIT}) that branches now name; the
+// old commit still serves the old bytes by its id. The second changes the
+// bytes under the current commit (a force-push).
+//
 // Assertions:
 //
+//	Then the Hugging Face server got a GET of revision "${HF_COMMIT}"
 //	Then the Hugging Face server got a GET with a Range header
 //	Then the Hugging Face server got no GET with a Range header
 //	Then the Hugging Face server got 2 GETs of the file bytes
@@ -72,6 +82,43 @@ type hfServer struct {
 	rate     int64             // bytes per second cap, 0 = unlimited
 	gets     int               // GETs of file bytes
 	ranges   []string          // Range header of each GET of file bytes
+	commits  map[string]string // repo → current commit, once it moved (else zeroCommit)
+	old      map[string][]byte // "org/repo@commit/file" → content of a past commit
+	revs     []string          // revision of each GET of a resolve URL
+}
+
+// zeroCommit is the commit of a repo that never moved.
+const zeroCommit = "0000000000000000000000000000000000000000"
+
+// commitOf is repo's current commit; h.mu is held.
+func (h *hfServer) commitOf(repo string) string {
+	if c, ok := h.commits[repo]; ok {
+		return c
+	}
+	return zeroCommit
+}
+
+// move makes a new commit of repo in which file has content; the files of
+// the old commit stay reachable by its id. It returns the new commit.
+func (h *hfServer) move(repo, file string, content []byte) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.commits == nil {
+		h.commits, h.old = map[string]string{}, map[string][]byte{}
+	}
+	prev := h.commitOf(repo)
+	for k, b := range h.files {
+		if f, ok := strings.CutPrefix(k, repo+"/"); ok {
+			h.old[repo+"@"+prev+"/"+f] = b
+		}
+	}
+	sum := sha256.Sum256([]byte(prev + file + strconv.Itoa(len(h.old))))
+	next := hex.EncodeToString(sum[:20])
+	h.commits[repo] = next
+	h.files[repo+"/"+file] = content
+	s := sha256.Sum256(content)
+	h.bySHA[hex.EncodeToString(s[:])] = content
+	return next
 }
 
 func newHFServer() *hfServer {
@@ -121,9 +168,16 @@ func (h *hfServer) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Repository not found", http.StatusNotFound)
 		return
 	}
-	repo, file := parts[0]+"/"+parts[1], parts[4]
+	repo, rev, file := parts[0]+"/"+parts[1], parts[3], parts[4]
 	h.mu.Lock()
+	commit := h.commitOf(repo)
 	content, ok := h.files[repo+"/"+file]
+	if b, past := h.old[repo+"@"+rev+"/"+file]; past && rev != commit {
+		commit, content, ok = rev, b, true
+	}
+	if r.Method == http.MethodGet {
+		h.revs = append(h.revs, rev)
+	}
 	h.mu.Unlock()
 	if !ok {
 		w.Header().Set("X-Error-Code", "EntryNotFound")
@@ -135,7 +189,7 @@ func (h *hfServer) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Linked-Etag", `"`+sha+`"`)
 	w.Header().Set("X-Linked-Size", strconv.Itoa(len(content)))
 	w.Header().Set("ETag", `"`+sha+`"`)
-	w.Header().Set("X-Repo-Commit", "0000000000000000000000000000000000000000")
+	w.Header().Set("X-Repo-Commit", commit)
 	http.Redirect(w, r, "/cdn/"+sha, http.StatusFound)
 }
 
@@ -246,6 +300,40 @@ func registerHFSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		serve(repo, file, b)
 		return nil
+	})
+	tinyOfSeed := func(seed int64) ([]byte, error) {
+		var b bytes.Buffer
+		_, err := gguf.Synth(context.Background(), &b, "tiny", seed)
+		return b.Bytes(), err
+	}
+	sc.Step(`^the Hugging Face repo "([^"]*)" moves to a new commit whose "([^"]*)" is the tiny model of seed (\d+)$`, func(repo, file string, seed int64) error {
+		b, err := tinyOfSeed(seed)
+		if err != nil {
+			return err
+		}
+		w.vars["HF_COMMIT"] = ensure().move(repo, file, b)
+		w.vars["HF_SHA256"] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return nil
+	})
+	sc.Step(`^the Hugging Face server replaces "([^"]*)" file "([^"]*)" with the tiny model of seed (\d+)$`, func(repo, file string, seed int64) error {
+		b, err := tinyOfSeed(seed)
+		if err != nil {
+			return err
+		}
+		serve(repo, file, b)
+		return nil
+	})
+	sc.Step(`^the Hugging Face server got a GET of revision "([^"]*)"$`, func(rev string) error {
+		rev = w.expand(rev)
+		s := ensure()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, r := range s.revs {
+			if r == rev {
+				return nil
+			}
+		}
+		return fmt.Errorf("no GET of revision %s; the GETs asked for %q", rev, s.revs)
 	})
 	sc.Step(`^the Hugging Face server cuts the connection once after (\d+) bytes$`, func(n int64) error {
 		s := ensure()
