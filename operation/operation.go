@@ -199,12 +199,14 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 	if destroy || req.Kind == Refresh {
 		cfg = nil
 	}
-	lock, err := modellock.ForConfig(cfg) // nil without .rbee.lock.hcl: nothing is enforced
-	if err != nil {
-		return nil, err
-	}
-	if lock != nil {
-		opts.Pin = lock.Pin
+	if !opts.RefreshOnly {
+		lock, err := modellock.ForConfig(cfg) // nil without .rbee.lock.hcl: nothing is enforced
+		if err != nil {
+			return nil, err
+		}
+		if lock != nil {
+			opts.Pin = lock.Pin
+		}
 	}
 	p, err := planner.Make(ctx, cfg, snap, opts)
 	if err != nil {
