@@ -35,7 +35,7 @@ const (
 // Options configure a Server. State is required; zero values take defaults.
 type Options struct {
 	// State is the fleet's state: which workers exist and where.
-	State *state.Store
+	State state.Reader
 	// Keys, when set, are the API keys every request must carry.
 	Keys *Keys
 	// Queue is how many requests per pool or model may wait for a slot; 0
@@ -94,7 +94,7 @@ func New(opts Options) (*Server, error) {
 		entries = 0
 	}
 	s := &Server{opts: opts, fleet: newFleet(entries), http: opts.HTTP, log: opts.Log,
-		tokens: applier.NewTokens(opts.State.Dir()), primed: make(chan struct{})}
+		tokens: applier.TokensOf(opts.State), primed: make(chan struct{})}
 	if s.http == nil {
 		s.http = httpClient()
 	}

@@ -48,7 +48,7 @@ type Request struct {
 // Router picks workers for prompts from the recorded state of the fleet.
 type Router struct {
 	// State is read once per Run (read only; no lock is taken).
-	State *state.Store
+	State state.Reader
 	// Token returns the bearer token for the hive and the workers of a node
 	// ("" when none is needed). Nil means no token.
 	Token func(node string) (string, error)

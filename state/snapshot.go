@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -170,4 +171,11 @@ func (s *Snapshot) UnmarshalJSON(b []byte) error {
 		s.Put(r)
 	}
 	return nil
+}
+
+// Reader is what reads a state: the Pebble Store here, or another backend
+// (etcd). Readers of the fleet (infer, the gateway) need nothing more.
+type Reader interface {
+	Dir() string // the local state folder (hive tokens of a Pebble state are kept there)
+	Snapshot(ctx context.Context) (*Snapshot, error)
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/gateway"
-	"github.com/rbee-dev/rbee/state"
 )
 
 func newGatewayCmd() *cobra.Command {
@@ -130,7 +129,7 @@ func newGateway(cmd *cobra.Command, listen, keysFile string, opts gateway.Option
 	if err := gateway.CheckListen(listen, opts.Keys); err != nil {
 		return nil, err
 	}
-	st, err := state.Open(cmd.Context(), stateDir(cmd), state.Options{})
+	st, err := openState(cmd)
 	if err != nil {
 		return nil, err
 	}

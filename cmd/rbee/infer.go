@@ -18,7 +18,6 @@ import (
 	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/infer"
-	"github.com/rbee-dev/rbee/state"
 )
 
 // errTerminated is the cancel cause for SIGTERM (exit 143).
@@ -202,13 +201,13 @@ func runInfer(cmd *cobra.Command, req infer.Request, asJSON bool, timeout, stall
 
 // routeInfer runs the request on a worker the state records.
 func routeInfer(ctx context.Context, cmd *cobra.Command, req infer.Request, stall time.Duration, out *infer.Output) (infer.Outcome, error) {
-	st, err := state.Open(ctx, stateDir(cmd), state.Options{})
+	st, err := openState(cmd)
 	if err != nil {
 		return infer.Outcome{}, err
 	}
 	router := &infer.Router{
 		State:        st,
-		Token:        applier.NewTokens(st.Dir()).Get,
+		Token:        applier.TokensOf(st).Get,
 		Catalog:      func() (infer.Catalog, error) { return catalog(cmd) },
 		Log:          slog.New(infer.NoteHandler(out.Stderr, slog.LevelInfo)),
 		StallTimeout: stall,

@@ -104,8 +104,12 @@ func runWatch(cmd *cobra.Command, f watchFlags) error {
 	})
 	defer stop()
 
+	st, err := openState(cmd)
+	if err != nil {
+		return err
+	}
 	r, err := reconciler.New(ctx, reconciler.Options{
-		ConfigPath: configPath(cmd), StateDir: stateDir(cmd), Load: loadOptions(cmd),
+		ConfigPath: configPath(cmd), StateDir: stateDir(cmd), State: st, Load: loadOptions(cmd),
 		Interval: f.interval, Debounce: f.debounce, PlanOnly: f.planOnly, AllowDestroy: f.allowDestroy,
 		Parallelism: mustSettings(cmd).GetInt("parallelism"), BinarySHA256: applier.HiveBinarySHA256,
 		Logger: logger, Out: cmd.OutOrStdout(),
