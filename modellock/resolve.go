@@ -163,6 +163,8 @@ func (r *Resolver) commitFromAPI(ctx context.Context, ref modelstore.Ref) (strin
 		return ref.Revision, nil
 	}
 	u := fmt.Sprintf("%s/api/models/%s/revision/%s", trimSlash(r.endpoint()), ref.Repo, url.PathEscape(ref.Revision))
+	ctx, cancel := context.WithTimeout(ctx, modelstore.DefaultStallTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", err
