@@ -1,52 +1,26 @@
 package worker
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/rbee-dev/rbee/api"
 )
 
-// sse writes a server-sent event stream, flushing after every event. Token
-// events are built in a reused buffer so a token costs no allocation.
+// sse writes a server-sent event stream through api.SSEWriter (headers,
+// a flush after every event). Token events are built in a reused buffer so
+// a token costs no allocation.
 type sse struct {
-	w     http.ResponseWriter
-	f     http.Flusher
-	buf   []byte
-	alive bool
+	*api.SSEWriter
+	buf []byte
 }
 
 func newSSE(w http.ResponseWriter) *sse {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	f, _ := w.(http.Flusher)
-	s := &sse{w: w, f: f, buf: make([]byte, 0, 512), alive: true}
-	s.flush()
-	return s
+	return &sse{SSEWriter: api.NewSSEWriter(w), buf: make([]byte, 0, 512)}
 }
 
-// write sends buf as it is and flushes; it reports whether the client is
-// still there.
-func (s *sse) write(b []byte) bool {
-	if !s.alive {
-		return false
-	}
-	if _, err := s.w.Write(b); err != nil {
-		s.alive = false
-		return false
-	}
-	return s.flush()
-}
-
-func (s *sse) flush() bool {
-	if s.f != nil {
-		s.f.Flush()
-	}
-	return s.alive
-}
+func (s *sse) write(b []byte) bool { return s.Write(b) }
 
 // token writes data: {"type":"token","t":"...","i":N}.
 func (s *sse) token(text string, index int) bool {
@@ -82,20 +56,10 @@ func (s *sse) raw(prefix, text, suffix string) bool {
 }
 
 // json writes one event holding v.
-func (s *sse) json(v any) bool {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return false
-	}
-	b := append(s.buf[:0], "data: "...)
-	b = append(b, body...)
-	b = append(b, "\n\n"...)
-	s.buf = b
-	return s.write(b)
-}
+func (s *sse) json(v any) bool { return s.JSON(v) }
 
 // done writes the final data: [DONE].
-func (s *sse) done() bool { return s.write([]byte("data: [DONE]\n\n")) }
+func (s *sse) done() bool { return s.Done() }
 
 const hexDigits = "0123456789abcdef"
 
