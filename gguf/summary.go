@@ -79,26 +79,9 @@ func FormatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// KVCacheBytes estimates the memory of llama.cpp's key/value cache for one
-// context of ctxSize tokens with F16 keys and values, the default: two tensors
-// per layer of ctxSize × (head_count_kv × head dimension) elements. It returns
-// 0 when the metadata lacks the needed hyperparameters.
+// KVCacheBytes is the F16 key/value cache of one context of ctxSize tokens
+// in full-attention layers (see Metadata.Estimate for the whole layout). It
+// is 0 when the metadata lacks the needed hyperparameters.
 func (f *File) KVCacheBytes(ctxSize int) int64 {
-	arch, _ := f.String("general.architecture")
-	layers, ok1 := f.Uint(arch + ".block_count")
-	embd, ok2 := f.Uint(arch + ".embedding_length")
-	heads, ok3 := f.Uint(arch + ".attention.head_count")
-	if !ok1 || !ok2 || !ok3 || heads == 0 || layers > 1<<16 || embd > 1<<24 || heads > embd {
-		return 0
-	}
-	kvHeads, ok := f.Uint(arch + ".attention.head_count_kv")
-	if !ok || kvHeads > heads {
-		kvHeads = heads
-	}
-	headDim := embd / heads
-	if k, ok := f.Uint(arch + ".attention.key_length"); ok && k <= 1<<16 {
-		headDim = k
-	}
-	const f16 = 2
-	return 2 * int64(layers) * int64(ctxSize) * int64(kvHeads*headDim) * f16
+	return f.Metadata().KVBytesPerToken("f16") * int64(ctxSize)
 }
