@@ -42,7 +42,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Slots = 1
 	}
 	if o.CtxSize <= 0 {
-		o.CtxSize = 2048
+		o.CtxSize = spec.DefaultCtxSize
 	}
 	if o.Threads <= 0 {
 		o.Threads = cpu.PhysicalCores()

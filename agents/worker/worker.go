@@ -25,6 +25,7 @@ import (
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/engine"
 	"github.com/rbee-dev/rbee/engine/cpu"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // MinPort and MaxPort bound the port a worker may listen on; ports below
@@ -96,16 +97,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Host = "127.0.0.1"
 	}
 	if cfg.Slots <= 0 {
-		cfg.Slots = 4
+		cfg.Slots = spec.DefaultSlots
 	}
 	if cfg.CtxSize <= 0 {
-		cfg.CtxSize = 2048
+		cfg.CtxSize = spec.DefaultCtxSize
 	}
 	if cfg.Threads <= 0 {
 		cfg.Threads = cpu.PhysicalCores()
 	}
 	if cfg.LoadTimeout <= 0 {
-		cfg.LoadTimeout = 5 * time.Minute
+		cfg.LoadTimeout = spec.DefaultLoadTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

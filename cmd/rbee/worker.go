@@ -16,6 +16,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/worker"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/spec"
 )
 
 // newWorkerCmd is `rbee worker`: one llama.cpp worker process serving a model over HTTP.
@@ -82,8 +83,8 @@ worker again would fail the same way.`,
 	f.StringVar(&cfg.ModelPath, "model", "", "GGUF model file to serve (required)")
 	f.IntVar(&cfg.Port, "port", 0, "TCP port to listen on, 1024-65535 (required)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on; non-loopback needs --token-file")
-	f.IntVar(&cfg.Slots, "slots", 4, "requests decoded together (continuous batching)")
-	f.IntVar(&cfg.CtxSize, "ctx-size", 2048, "context length of each slot, in tokens")
+	f.IntVar(&cfg.Slots, "slots", spec.DefaultSlots, "requests decoded together (continuous batching)")
+	f.IntVar(&cfg.CtxSize, "ctx-size", spec.DefaultCtxSize, "context length of each slot, in tokens")
 	f.IntVar(&cfg.Threads, "threads", 0, "CPU threads; 0 = number of physical cores")
 	f.StringVar(&cfg.WorkerID, "worker-id", "", "id reported by /v1/ready and the ready callback (default worker-PORT)")
 	f.StringVar(&tokenFile, "token-file", "", "file (mode 0600) holding the bearer token clients must send")
