@@ -28,6 +28,8 @@ type State interface {
 	Delete(ctx context.Context, addrs ...state.Addr) error
 	// Restore replaces every record with those of a backup.
 	Restore(ctx context.Context, from *state.Snapshot, force bool) error
+	// History is the last limit writes (all kept when limit <= 0), newest first.
+	History(ctx context.Context, limit int) ([]state.HistoryEntry, error)
 }
 
 var _ State = (*state.Store)(nil)

@@ -65,34 +65,27 @@ var who = sync.OnceValues(func() (string, string) {
 
 // newEntry describes the write of tx as serial, under the lock db holds.
 func newEntry(db *pebble.DB, tx *Tx, serial uint64) (HistoryEntry, error) {
-	usr, host := who()
-	e := HistoryEntry{Serial: serial, Time: time.Now().UTC(), Operation: OpUnlocked, User: usr, Host: host, PID: os.Getpid(),
-		Put: []string{}, Deleted: []string{}}
-	if l, err := readLock(db); err == nil && l != nil && l.PID == e.PID && l.Host == host {
-		e.Operation = l.Operation
+	_, host := who()
+	op := OpUnlocked
+	if l, err := readLock(db); err == nil && l != nil && l.PID == os.Getpid() && l.Host == host {
+		op = l.Operation
 	}
+	var put, deleted []Addr
 	for _, a := range tx.sortedAddrs() {
 		was, err := get(db, a.key())
 		if err != nil {
-			return e, err
+			return HistoryEntry{}, err
 		}
 		switch now := tx.ops[a]; {
 		case bytes.Equal(was, now):
 			// rewritten as it was, or deleting what is not there: no change
 		case now != nil:
-			e.Puts++
-			if len(e.Put) < HistoryAddrs {
-				e.Put = append(e.Put, a.String())
-			}
+			put = append(put, a)
 		default:
-			e.Deletes++
-			if len(e.Deleted) < HistoryAddrs {
-				e.Deleted = append(e.Deleted, a.String())
-			}
+			deleted = append(deleted, a)
 		}
 	}
-	e.Summary = summarize(e)
-	return e, nil
+	return NewHistoryEntry(serial, op, put, deleted), nil
 }
 
 // summarize is the one-line account of an entry's changes.

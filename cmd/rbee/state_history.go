@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +12,6 @@ import (
 
 	"github.com/rbee-dev/rbee/state"
 )
-
-// historian is a state that keeps a history of its writes.
-type historian interface {
-	History(ctx context.Context, limit int) ([]state.HistoryEntry, error)
-}
 
 func newStateHistoryCmd() *cobra.Command {
 	var asJSON bool
@@ -42,11 +36,7 @@ and the addresses put and deleted. The last ` + fmt.Sprint(state.HistoryLimit) +
 			if err != nil {
 				return err
 			}
-			h, ok := any(st).(historian)
-			if !ok {
-				return exitCode(1, errors.New("this state backend keeps no history"))
-			}
-			entries, err := h.History(cmd.Context(), limit)
+			entries, err := st.History(cmd.Context(), limit)
 			if err != nil {
 				return exitCode(1, err)
 			}
