@@ -107,8 +107,8 @@ func (s *Store) checkCommit(db *pebble.DB) error {
 	if err != nil || n >= m.Commit {
 		return err
 	}
-	return fmt.Errorf("%w: the state database in %s lost writes: it ends at write %d, but rbee finished write %d (serial %d) at %s, as %s records. Its write-ahead log is damaged, so records or the lock may be out of date. Nothing was changed. %s",
-		ErrCorrupt, s.dbPath(), n, m.Commit, m.Serial, m.Time.Local().Format(time.RFC3339), MarkerFile, s.restoreHint())
+	return fmt.Errorf("%w: the state database in %s lost writes: it ends at write %d, but rbee finished write %d (serial %d) at %s, as %s records. Its write-ahead log is damaged, so records or the lock may be out of date. Nothing was changed. %s. If you put an older copy of the database there on purpose, delete %s instead",
+		ErrCorrupt, s.dbPath(), n, m.Commit, m.Serial, m.Time.Local().Format(time.RFC3339), MarkerFile, s.restoreHint(), s.markerPath())
 }
 
 // checkMissing fails when the database is absent but the folder shows that
