@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ func TestClientModelsAndState(t *testing.T) {
 		t.Fatalf("model %+v, events %+v", m, events)
 	}
 	again, err := c.PutModel(ctx, "tiny", hiveapi.ModelSpec{Source: "synth:tiny", SHA256: m.SHA256}, nil)
-	if err != nil || again != m {
+	if err != nil || !reflect.DeepEqual(again, m) {
 		t.Fatalf("second PutModel = %+v, %v", again, err)
 	}
 	st, err := c.State(ctx)

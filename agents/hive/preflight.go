@@ -14,53 +14,25 @@ import (
 	"github.com/rbee-dev/rbee/gguf"
 )
 
-// KVShape is what the KV cache size depends on, read from GGUF metadata.
-type KVShape struct {
-	Layers    int // {arch}.block_count
-	Embedding int // {arch}.embedding_length
-	Heads     int // {arch}.attention.head_count
-	KVHeads   int // {arch}.attention.head_count_kv (defaults to Heads)
-}
-
-// ReadKVShape reads the KV cache shape of a GGUF model; a file without
-// these keys gives a zero shape (no KV estimate).
-func ReadKVShape(path string) (KVShape, error) {
-	f, err := gguf.ReadFile(path)
+// estimateWorker reads the model's header (every shard of a split model)
+// and estimates what a worker with cfg allocates. kvCacheType is the pool's
+// KV cache element type ("" = f16).
+func estimateWorker(cfg hiveapi.WorkerConfig, m hiveapi.Model, kvCacheType string) (gguf.Memory, error) {
+	meta, err := gguf.ReadModelMetadata(m.Path)
 	if err != nil {
-		return KVShape{}, err
+		return gguf.Memory{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "model %q (%s) cannot be read: %s", m.Name, m.Path, modelstore.ReadErrorText(err))
 	}
-	arch, _ := f.String("general.architecture")
-	get := func(key string) int {
-		v, ok := f.Uint(arch + "." + key)
-		if !ok || v > 1<<24 {
-			return 0
-		}
-		return int(v)
+	mem, err := meta.Estimate(gguf.Workload{CtxSize: cfg.CtxSize, Slots: cfg.Slots, KVCacheType: kvCacheType, FlashAttn: cfg.FlashAttn})
+	if err != nil {
+		return gguf.Memory{}, api.Errorf(http.StatusBadRequest, "INVALID_FIELD", "%v", err).WithDetails(map[string]any{"field": "kv_cache_type"})
 	}
-	s := KVShape{Layers: get("block_count"), Embedding: get("embedding_length"), Heads: get("attention.head_count"), KVHeads: get("attention.head_count_kv")}
-	if s.KVHeads == 0 {
-		s.KVHeads = s.Heads
-	}
-	return s, nil
+	return mem, nil
 }
 
-// Requirement is the memory one worker is expected to need.
-type Requirement struct {
-	ModelBytes int64 // model file size × 1.2 (weights plus compute buffers)
-	KVBytes    int64 // K and V caches in f16 for ctx × slots tokens
-	Total      int64
-}
-
-// EstimateMemory applies the preflight rule: model size × 1.2 plus the KV
-// cache for ctx × slots tokens (2 tensors × layers × kv dim × 2 bytes).
-func EstimateMemory(modelSize int64, kv KVShape, ctx, slots int) Requirement {
-	r := Requirement{ModelBytes: modelSize + modelSize/5}
-	if kv.Heads > 0 {
-		kvDim := int64(kv.Embedding) * int64(kv.KVHeads) / int64(kv.Heads)
-		r.KVBytes = 2 * int64(kv.Layers) * kvDim * 2 * int64(ctx) * int64(slots)
-	}
-	r.Total = r.ModelBytes + r.KVBytes
-	return r
+// memoryText is the breakdown shown when a worker does not fit.
+func memoryText(mem gguf.Memory, cfg hiveapi.WorkerConfig) string {
+	return fmt.Sprintf("weights %s + KV cache %s for %d ctx × %d slots + compute %s",
+		gguf.FormatBytes(mem.Weights), gguf.FormatBytes(mem.KVCache), cfg.CtxSize, cfg.Slots, gguf.FormatBytes(mem.Compute+mem.Output))
 }
 
 // preflight checks that the node can run a worker with cfg on model m: the
@@ -103,30 +75,29 @@ func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources)
 				WithDetails(map[string]any{"backend": cfg.Backend, "device": cfg.Device, "devices": have})
 		}
 	}
-	kv, err := ReadKVShape(m.Path)
+	mem, err := estimateWorker(cfg, m, "")
 	if err != nil {
-		return api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "model %q (%s) cannot be read: %s", m.Name, m.Path, modelstore.ReadErrorText(err))
+		return err
 	}
-	req := EstimateMemory(m.Size, kv, cfg.CtxSize, cfg.Slots)
 	details := map[string]any{
-		"required_bytes": req.Total, "model_bytes": req.ModelBytes, "kv_cache_bytes": req.KVBytes,
-		"ctx_size": cfg.CtxSize, "slots": cfg.Slots,
+		"required_bytes": mem.Total, "model_bytes": mem.Weights, "kv_cache_bytes": mem.KVCache,
+		"compute_bytes": mem.Compute + mem.Output, "ctx_size": cfg.CtxSize, "slots": cfg.Slots,
 	}
 	if gpu != nil {
-		if gpu.VRAMFree > 0 && req.Total > gpu.VRAMFree {
+		if gpu.VRAMFree > 0 && mem.Total > gpu.VRAMFree {
 			details["available_bytes"] = gpu.VRAMFree
 			return api.Errorf(http.StatusInsufficientStorage, "VRAM_EXHAUSTED",
-				"not enough VRAM on %s device %d: %s required (model %s × 1.2 + KV cache %s for %d ctx × %d slots), %s free; lower ctx_size or slots, or use a smaller model",
-				cfg.Backend, cfg.Device, gguf.FormatBytes(req.Total), gguf.FormatBytes(m.Size), gguf.FormatBytes(req.KVBytes), cfg.CtxSize, cfg.Slots, gguf.FormatBytes(gpu.VRAMFree)).
+				"not enough VRAM on %s device %d: %s required (%s), %s free; lower ctx_size or slots, or use a smaller model",
+				cfg.Backend, cfg.Device, gguf.FormatBytes(mem.Total), memoryText(mem, cfg), gguf.FormatBytes(gpu.VRAMFree)).
 				WithDetails(details)
 		}
 		return nil
 	}
-	if res.RAMAvailable > 0 && req.Total > res.RAMAvailable {
+	if res.RAMAvailable > 0 && mem.Total > res.RAMAvailable {
 		details["available_bytes"] = res.RAMAvailable
 		return api.Errorf(http.StatusInsufficientStorage, "INSUFFICIENT_RAM",
-			"not enough RAM: %s required (model %s × 1.2 + KV cache %s for %d ctx × %d slots), %s available; lower ctx_size or slots, or use a smaller model",
-			gguf.FormatBytes(req.Total), gguf.FormatBytes(m.Size), gguf.FormatBytes(req.KVBytes), cfg.CtxSize, cfg.Slots, gguf.FormatBytes(res.RAMAvailable)).
+			"not enough RAM: %s required (%s), %s available; lower ctx_size or slots, or use a smaller model",
+			gguf.FormatBytes(mem.Total), memoryText(mem, cfg), gguf.FormatBytes(res.RAMAvailable)).
 			WithDetails(details)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,35 +10,50 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/gguf"
 )
 
-func TestEstimateMemory(t *testing.T) {
-	const mib = 1 << 20
-	tinyllama := KVShape{Layers: 22, Embedding: 2048, Heads: 32, KVHeads: 4}
+// TestPreflightMemory refuses a worker whose estimate exceeds what the node
+// has, with the estimate's parts in the message and the details.
+func TestPreflightMemory(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "qwen3.gguf")
+	if _, err := gguf.SynthFile(context.Background(), p, "qwen3-tiny", 1); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := gguf.ReadModelMetadata(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := hiveapi.Model{Name: "q", Path: p}
+	cfg := hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 4096, Slots: 8}
+	want, _ := meta.Estimate(gguf.Workload{CtxSize: 4096, Slots: 8})
+	// 2 layers × 8 slots × 4096 cells × 2 KV heads × (64 + 64) × 2 bytes:
+	// key_length 64, not embedding ÷ heads (32).
+	if want.KVCache != 2*8*4096*2*128*2 {
+		t.Fatalf("KV cache %d", want.KVCache)
+	}
 	tests := []struct {
-		name      string
-		size      int64
-		kv        KVShape
-		ctx       int
-		slots     int
-		wantModel int64
-		wantKV    int64
+		name     string
+		ram      int64
+		wantCode string
 	}{
-		{"no KV shape: model × 1.2 only", 1000 * mib, KVShape{}, 2048, 4, 1200 * mib, 0},
-		// 2 (K,V) × 22 layers × 256 kv dim × 2 bytes × 2048 × 1 = 44 MiB
-		{"tinyllama one slot", 620 * mib, tinyllama, 2048, 1, 744 * mib, 44 * mib},
-		{"tinyllama four slots", 620 * mib, tinyllama, 2048, 4, 744 * mib, 176 * mib},
-		// full attention: kv dim = embedding
-		{"no GQA", 100 * mib, KVShape{Layers: 2, Embedding: 128, Heads: 4, KVHeads: 4}, 1024, 2, 120 * mib, 2 * 2 * 128 * 2 * 1024 * 2},
-		{"tiny synth at the largest context", 2 * mib, KVShape{Layers: 2, Embedding: 128, Heads: 4, KVHeads: 2}, 1 << 20, 64, 2*mib + 2*mib/5, 32 << 30},
+		{"fits", want.Total, ""},
+		{"one byte short", want.Total - 1, "INSUFFICIENT_RAM"},
+		{"unknown RAM is not refused", 0, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := EstimateMemory(tt.size, tt.kv, tt.ctx, tt.slots)
-			if got.ModelBytes != tt.wantModel || got.KVBytes != tt.wantKV || got.Total != tt.wantModel+tt.wantKV {
-				t.Errorf("EstimateMemory = %+v, want model %d kv %d", got, tt.wantModel, tt.wantKV)
+		err := preflight(cfg, model, hiveapi.Resources{Backends: []string{"cpu"}, RAMAvailable: tt.ram})
+		if tt.wantCode == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
 			}
-		})
+			continue
+		}
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != tt.wantCode || ae.Details["required_bytes"] != want.Total || ae.Details["kv_cache_bytes"] != want.KVCache ||
+			!strings.Contains(ae.Message, "KV cache 32.0 MiB for 4096 ctx × 8 slots") {
+			t.Errorf("%s: preflight = %v (details %v)", tt.name, err, ae)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package hive
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
@@ -58,7 +62,59 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 		r.GPUs = g
 	}
 	r.Backends = backends(r.GPUs)
+	r.MemoryBandwidth = memoryBandwidth()
 	return r
+}
+
+// bandwidthOnce measures the memory read bandwidth the first time it is
+// asked for; the figure does not change while the hive runs.
+var bandwidthOnce = sync.OnceValue(func() int64 {
+	bw := MeasureBandwidth(bandwidthBuffer, runtime.NumCPU())
+	slog.Info("memory read bandwidth measured", "bytes_per_second", bw, "gb_per_second", fmt.Sprintf("%.1f", float64(bw)/1e9))
+	return bw
+})
+
+func memoryBandwidth() int64 { return bandwidthOnce() }
+
+// bandwidthBuffer is large enough to leave every CPU cache behind.
+const bandwidthBuffer = 256 << 20
+
+// MeasureBandwidth reads a buffer of size bytes with threads goroutines,
+// as a decode step reads the weights, and returns the best of three
+// passes in bytes per second.
+func MeasureBandwidth(size, threads int) int64 {
+	threads = max(1, threads)
+	buf := make([]uint64, size/8)
+	for i := range buf {
+		buf[i] = uint64(i) // touch every page, so the passes read memory
+	}
+	var best float64
+	var sink atomic.Uint64
+	for range 3 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		chunk := (len(buf) + threads - 1) / threads
+		for t := range threads {
+			part := buf[min(len(buf), t*chunk):min(len(buf), (t+1)*chunk)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var a, b, c, d uint64
+				for i := 0; i+3 < len(part); i += 4 {
+					a += part[i]
+					b += part[i+1]
+					c += part[i+2]
+					d += part[i+3]
+				}
+				sink.Add(a + b + c + d)
+			}()
+		}
+		wg.Wait()
+		if s := time.Since(start).Seconds(); s > 0 {
+			best = max(best, float64(len(buf)*8)/s)
+		}
+	}
+	return int64(best)
 }
 
 // builtBackends are the backends this binary can run models on. The GPU

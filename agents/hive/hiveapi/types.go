@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/rbee-dev/rbee/gguf"
 	"github.com/rbee-dev/rbee/spec"
 )
 
@@ -49,6 +50,19 @@ type Model struct {
 	Quantization  string    `json:"quantization"`
 	ContextLength int       `json:"context_length"`
 	ProvisionedAt time.Time `json:"provisioned_at"`
+	// Metadata is what the memory estimate needs, read from the header of
+	// every shard; Size, Parameters and Metadata cover all shards.
+	Metadata *gguf.Metadata `json:"metadata,omitempty"`
+	// Shards lists the files of a split model (PREFIX-00001-of-0000N.gguf …),
+	// the first being Path; empty for a model in one file.
+	Shards []Shard `json:"shards,omitempty"`
+}
+
+// Shard is one file of a split model.
+type Shard struct {
+	File   string `json:"file"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 // Progress is one download progress event: bytes received so far, the total
@@ -237,6 +251,10 @@ type Resources struct {
 	CPUFeatures  []string `json:"cpu_features"`
 	GPUs         []GPU    `json:"gpus"`
 	Backends     []string `json:"backends"` // backends workers can use here
+	// MemoryBandwidth is the node's memory read bandwidth in bytes per
+	// second, measured once when the hive starts (0: not measured yet). A
+	// decode step reads every weight once, so it bounds tokens per second.
+	MemoryBandwidth int64 `json:"memory_bandwidth_bytes_per_second,omitempty"`
 }
 
 // State is the body of GET /v1/state: the live truth of one node.

@@ -30,13 +30,22 @@ type fetched struct {
 func (s *Store) provision(ctx context.Context, name string, ref Ref, progress func(hiveapi.Progress)) (hiveapi.Model, error) {
 	folder := filepath.Join(s.Dir(), name)
 	var got fetched
+	var shards []hiveapi.Shard
 	var err error
-	switch ref.Provider {
-	case ProviderHF, ProviderHTTPS:
+	split := shardNames(ref.File)
+	if ref.Provider == ProviderFile {
+		split = shardNames(filepath.Base(ref.Path))
+	}
+	switch {
+	case split != nil && (ref.Provider == ProviderHF || ref.Provider == ProviderHTTPS):
+		got, shards, err = s.downloadShards(ctx, folder, ref, split, progress)
+	case split != nil && ref.Provider == ProviderFile:
+		got, shards, err = s.localShards(ref, split, progress)
+	case ref.Provider == ProviderHF || ref.Provider == ProviderHTTPS:
 		got, err = s.download(ctx, folder, ref, progress)
-	case ProviderSynth:
+	case ref.Provider == ProviderSynth:
 		got, err = s.synth(ctx, folder, ref, progress)
-	case ProviderFile:
+	case ref.Provider == ProviderFile:
 		got, err = s.local(ref, progress)
 	default:
 		err = fmt.Errorf("unknown provider %q", ref.Provider)
@@ -53,6 +62,7 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 		// in place with the same bytes, under a wrong pin).
 		if got.owned && !(ok && cur.Path == got.path) {
 			s.removeFile(name, got.path)
+			s.removeShards(name, hiveapi.Model{Path: got.path, Shards: shards})
 		}
 	}
 	if ref.SHA256 != "" && got.sum != ref.SHA256 {
@@ -61,12 +71,13 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 			"%s has sha256 %s but the pin says %s; it is not catalogued", ref, got.sum, ref.SHA256).
 			WithDetails(map[string]any{"expected": ref.SHA256, "actual": got.sum})
 	}
-	gf, err := gguf.ReadFile(got.path)
+	files, err := gguf.ReadSplit(got.path)
 	if err != nil {
 		discard()
 		return hiveapi.Model{}, api.Errorf(http.StatusUnprocessableEntity, "INVALID_MODEL", "%s is not a usable GGUF model: %s", ref, ReadErrorText(err))
 	}
-	sm := gf.Summary()
+	gf := gguf.Merge(files)
+	sm, meta := gf.Summary(), gf.Metadata()
 	return hiveapi.Model{
 		Name:          name,
 		Source:        ref.String(),
@@ -81,6 +92,8 @@ func (s *Store) provision(ctx context.Context, name string, ref Ref, progress fu
 		Quantization:  sm.Quantization,
 		ContextLength: sm.ContextLength,
 		ProvisionedAt: time.Now().UTC().Truncate(time.Second),
+		Metadata:      &meta,
+		Shards:        shards,
 	}, nil
 }
 
@@ -193,6 +206,7 @@ func (s *Store) removeOwned(m hiveapi.Model) {
 		return
 	}
 	s.removeFile(m.Name, m.Path)
+	s.removeShards(m.Name, m)
 }
 
 // removeFile deletes path if it lies directly in name's own folder, and the

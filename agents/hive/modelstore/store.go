@@ -192,6 +192,9 @@ func present(m hiveapi.Model) bool {
 	if m.Provider == ProviderFile {
 		stat = os.Lstat
 	}
+	if len(m.Shards) > 0 {
+		return shardsPresent(m, stat)
+	}
 	fi, err := stat(m.Path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == m.Size
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestStoreSynthIsIdempotentAndPersisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi2, _ := os.Stat(m.Path)
-	if again != m || !fi.ModTime().Equal(fi2.ModTime()) {
+	if !reflect.DeepEqual(again, m) || !fi.ModTime().Equal(fi2.ModTime()) {
 		t.Errorf("second provision rewrote the model: %+v vs %+v", again, m)
 	}
 	s.Close()
@@ -44,7 +45,7 @@ func TestStoreSynthIsIdempotentAndPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := s2.Get("tiny"); !ok || got != m {
+	if got, ok := s2.Get("tiny"); !ok || !reflect.DeepEqual(got, m) {
 		t.Fatalf("after reopen Get = %+v, %v; want %+v", got, ok, m)
 	}
 	if err := s2.Delete("tiny"); err != nil {
@@ -87,7 +88,7 @@ func TestStoreSharesOneDownload(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if results[i] != results[0] {
+		if !reflect.DeepEqual(results[i], results[0]) {
 			t.Errorf("result %d differs", i)
 		}
 	}
