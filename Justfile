@@ -30,8 +30,13 @@ default:
 deps:
     scripts/deps.sh "{{include_dir}}"
 
-# Build bin/rbee (first build compiles llama.cpp: about 5 minutes on 2 cores).
+# Build bin/rbee (first build compiles llama.cpp: about 5 minutes on 2 cores)
+# and bin/lib/ollama/, the ggml CPU libraries a worker picks from at start
+# (the best one its CPU runs). RBEE_CPU_VARIANTS=all builds every CPU
+# generation for a fleet of mixed CPUs; the default builds this machine's
+# variant and haswell (scripts/ggml-libs.sh).
 build: deps
+    scripts/ggml-libs.sh bin/lib/ollama
     go build -ldflags "{{ldflags}}" -o bin/rbee ./cmd/rbee
 
 # Run unit tests, the Gherkin features against bin/rbee, then each fuzz target for a bounded time.

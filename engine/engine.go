@@ -50,6 +50,8 @@ type Info struct {
 	// ChatTemplate names how chats are rendered: a built-in template name
 	// ("chatml", "llama3", ...) or ChatML with the reason it is a fallback.
 	ChatTemplate string `json:"chat_template"`
+	// Backend is what llama.cpp computes with: the backend and CPU variant.
+	Backend Backend `json:"backend"`
 }
 
 // Engine is a loaded model with its shared context. Its methods are safe for
@@ -75,8 +77,6 @@ type Engine struct {
 	closeOnce sync.Once
 }
 
-var backendOnce sync.Once
-
 // Load maps the GGUF file at path into memory and prepares a context with
 // opts.Slots sequences of opts.CtxSize tokens each. Close releases all of it,
 // so a process may load models again and again. ctx is checked before and
@@ -94,7 +94,7 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	backendOnce.Do(llama.BackendInit)
+	initBackends()
 	model, err := loadModel(path, opts)
 	if err != nil {
 		return nil, err
@@ -192,6 +192,7 @@ func (e *Engine) describe(path string, fileBytes int64) Info {
 		KVCacheType:    e.opts.KVCacheType,
 		Embeddings:     e.opts.Embeddings,
 		ChatTemplate:   shown,
+		Backend:        CurrentBackend(),
 	}
 }
 

@@ -7,8 +7,9 @@ include_dir=${1:-$HOME/.cache/rbee/include}
 # nlohmann-json3-dev, libstb-dev: headers llama.cpp's sources include.
 # openssh-server: the feature tests' two SSH hosts. prometheus: promtool, which
 # checks every /metrics rbee serves. etcd-server: the etcd state backend's tests.
+# cmake, ninja-build: the ggml CPU libraries (scripts/ggml-libs.sh).
 need=()
-for pkg in nlohmann-json3-dev libstb-dev openssh-server prometheus etcd-server; do
+for pkg in nlohmann-json3-dev libstb-dev openssh-server prometheus etcd-server cmake ninja-build; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -64,6 +64,8 @@ type Ready struct {
 	ChatTemplate string  `json:"chat_template,omitempty"` // the chat template in use, once loaded
 	WorkerID     string  `json:"worker_id,omitempty"`
 	Model        string  `json:"model,omitempty"`
+	Backend      string  `json:"backend,omitempty"`     // once loaded: cpu
+	CPUVariant   string  `json:"cpu_variant,omitempty"` // once loaded: the ggml CPU library in use (icelake, haswell, builtin-x86-64-v3, …)
 }
 
 // ModelList is the body of GET /v1/models, in OpenAI's list shape.

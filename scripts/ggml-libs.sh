@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds ggml's CPU backends as loadable libraries, one per CPU generation,
+# from the CMake project of the pinned github.com/ollama/ollama module, and
+# installs them into a library folder (default bin/lib/ollama) beside the rbee
+# binary. At start a worker loads the best one its CPU runs; with none there
+# (or none that runs) it uses the kernels compiled into the binary.
+#
+#   scripts/ggml-libs.sh [OUT_DIR]
+#
+# Environment (all optional):
+#   RBEE_CPU_VARIANTS  auto (default): the variant this machine runs best plus
+#                      haswell (any AVX2 CPU, and the bench's baseline);
+#                      all: every variant (x64 sse42 sandybridge haswell
+#                      skylakex icelake alderlake), for a fleet of mixed CPUs;
+#                      or a list such as "haswell skylakex".
+#   RBEE_GGML_BUILD    the CMake build folder, kept between runs so that a
+#                      second build takes seconds (default ~/.cache/rbee/ggml-build)
+#   RBEE_BUILD_JOBS    parallel compile jobs (default: the number of CPUs)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=${1:-bin/lib/ollama}
+build=${RBEE_GGML_BUILD:-$HOME/.cache/rbee/ggml-build}
+jobs=${RBEE_BUILD_JOBS:-$(nproc)}
+variants=${RBEE_CPU_VARIANTS:-auto}
+
+if [ "$(uname -m)" != x86_64 ]; then
+  echo "ggml CPU libraries: none for $(uname -m) (the binary's built-in kernels run there)"
+  exit 0
+fi
+for tool in cmake ninja; do
+  command -v "$tool" >/dev/null || {
+    echo "error: $tool is missing; install it with: scripts/deps.sh (Debian: apt-get install cmake ninja-build)" >&2
+    exit 1
+  }
+done
+
+case $variants in
+  auto) variants="$(go run ./scripts/cpuvariant) haswell" ;;
+  all) variants="x64 sse42 sandybridge haswell skylakex icelake alderlake" ;;
+esac
+variants=$(tr ', ' '\n\n' <<<"$variants" | sed '/^$/d' | sort -u | tr '\n' ' ')
+targets=()
+for v in $variants; do
+  case $v in
+    x64 | sse42 | sandybridge | haswell | skylakex | icelake | alderlake) targets+=("ggml-cpu-$v") ;;
+    *)
+      echo "error: unknown CPU variant \"$v\" in RBEE_CPU_VARIANTS; use auto, all, or some of: x64 sse42 sandybridge haswell skylakex icelake alderlake" >&2
+      exit 1
+      ;;
+  esac
+done
+
+# go list downloads the module when the cache lacks it. The module cache is
+# read-only, which CMake accepts for a source folder.
+src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+if [ -z "$src" ] || [ ! -f "$src/CMakeLists.txt" ]; then
+  go mod download github.com/ollama/ollama
+  src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+fi
+
+# Configure once per source; CMake and ninja redo only what changed. $ORIGIN
+# makes each library find libggml-base beside it wherever the folder is copied.
+if [ ! -f "$build/build.ninja" ] || ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$build/CMakeCache.txt"; then
+  rm -rf "$build"
+  mkdir -p "$build"
+  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN' >"$build/configure.log" ||
+    { cat "$build/configure.log" >&2; exit 1; }
+fi
+echo "ggml CPU libraries: ${variants% } (in $build)"
+nice -n 10 ninja -C "$build" -j "$jobs" "${targets[@]}" | { grep -v '^\[' || true; }
+
+# The folder holds exactly the libraries asked for, as plain files (no
+# symlinks), so that apply copies and verifies each one.
+mkdir -p "$out"
+find "$out" -maxdepth 1 -name 'libggml-cpu-*.so' -type f | while read -r f; do
+  v=${f##*/libggml-cpu-}
+  [[ " $variants " == *" ${v%.so} "* ]] || rm -f "$f"
+done
+# A changed library is replaced by a rename, never rewritten in place under a
+# running worker that maps it.
+install_file() { cmp -s "$1" "$2" || { cp -L "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }; }
+install_file "$build/lib/ollama/libggml-base.so.0" "$out/libggml-base.so.0"
+for v in $variants; do
+  install_file "$build/lib/ollama/libggml-cpu-$v.so" "$out/libggml-cpu-$v.so"
+done
