@@ -49,7 +49,6 @@ import "C"
 import (
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"unsafe"
@@ -57,11 +56,6 @@ import (
 	"github.com/ollama/ollama/llama"
 	"github.com/rbee-dev/rbee/engine/cpu"
 )
-
-// LibraryPathEnv names the folder ggml loads backend libraries from. When it
-// is unset, the engine sets it to LibraryDir before the first model load.
-// ggml only reads a folder whose absolute path contains lib/ollama.
-const LibraryPathEnv = "OLLAMA_LIBRARY_PATH"
 
 // Backend is what llama.cpp computes with in this process.
 type Backend struct {
@@ -82,28 +76,17 @@ var (
 	backendInfo Backend
 )
 
-// LibraryDir is the folder of ggml libraries the engine loads when
-// OLLAMA_LIBRARY_PATH is unset: lib/ollama beside the running executable.
-func LibraryDir() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = resolved
-	}
-	return filepath.Join(filepath.Dir(exe), cpu.LibraryFolder)
-}
-
 // initBackends loads ggml's backends once per process: the best CPU library
 // of the library folder that this CPU runs, else the kernels built into the
 // binary.
 func initBackends() {
 	backendOnce.Do(func() {
-		if _, set := os.LookupEnv(LibraryPathEnv); !set {
-			if dir := LibraryDir(); dir != "" {
+		// ggml's own default is ../lib/ollama from the executable; rbee's
+		// library folder sits beside it.
+		if _, set := os.LookupEnv(cpu.LibraryPathEnv); !set {
+			if dir := cpu.LibraryDir(); dir != "" {
 				if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-					os.Setenv(LibraryPathEnv, dir)
+					os.Setenv(cpu.LibraryPathEnv, dir)
 				}
 			}
 		}
@@ -111,7 +94,7 @@ func initBackends() {
 		backendInfo = probeBackend()
 		slog.Info("ggml backend", "backend", backendInfo.Name, "cpu_variant", backendInfo.CPUVariant,
 			"library", backendInfo.Library, "features", strings.Join(backendInfo.Features, ","),
-			"library_path", os.Getenv(LibraryPathEnv))
+			"library_path", os.Getenv(cpu.LibraryPathEnv))
 	})
 }
 

@@ -54,6 +54,9 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 		slices.Sort(r.CPUFeatures)
 		r.CPUFeatures = slices.Compact(r.CPUFeatures)
 	}
+	// The hive runs the binary its workers run, with the same environment,
+	// so they load from the same library folder.
+	r.CPUVariant = cpu.HostVariant(cpu.LibraryDir())
 	gpus := p.GPUs
 	if gpus == nil {
 		gpus = detectGPUs

@@ -13,6 +13,30 @@ import (
 // contains lib/ollama.
 const LibraryFolder = "lib/ollama"
 
+// LibraryPathEnv names the folder ggml loads backend libraries from (ggml
+// reads only a folder whose absolute path contains lib/ollama).
+const LibraryPathEnv = "OLLAMA_LIBRARY_PATH"
+
+// LibraryDir is the folder a worker loads ggml libraries from: the first
+// entry of $OLLAMA_LIBRARY_PATH when it is set, else LibraryFolder beside the
+// running executable ("" when neither can be found).
+func LibraryDir() string {
+	if v, ok := os.LookupEnv(LibraryPathEnv); ok {
+		if dirs := filepath.SplitList(v); len(dirs) > 0 {
+			return dirs[0]
+		}
+		return ""
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return filepath.Join(filepath.Dir(exe), LibraryFolder)
+}
+
 // Variant is one ggml CPU library (libggml-cpu-<Name>.so), compiled for a CPU
 // generation.
 type Variant struct {

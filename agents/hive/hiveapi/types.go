@@ -249,8 +249,12 @@ type Resources struct {
 	DiskFree     int64    `json:"disk_free_bytes"` // free space of the data dir
 	CPUCount     int      `json:"cpu_count"`
 	CPUFeatures  []string `json:"cpu_features"`
-	GPUs         []GPU    `json:"gpus"`
-	Backends     []string `json:"backends"` // backends workers can use here
+	// CPUVariant is the ggml CPU library a worker here loads (icelake,
+	// haswell, …) from its library folder, or builtin-<level> for the
+	// kernels compiled into the binary.
+	CPUVariant string   `json:"cpu_variant"`
+	GPUs       []GPU    `json:"gpus"`
+	Backends   []string `json:"backends"` // backends workers can use here
 	// MemoryBandwidth is the node's memory read bandwidth in bytes per
 	// second, measured once when the hive starts (0: not measured yet). A
 	// decode step reads every weight once, so it bounds tokens per second.
