@@ -15,6 +15,7 @@ type attrs struct {
 	d      *decoder
 	ctx    *hcl.EvalContext
 	attrs  hcl.Attributes
+	blocks hcl.Blocks // nested blocks the schema declares
 	ranges map[string]hcl.Range
 	bad    map[string]bool
 	// keepMarks keeps the sensitive marks on values (locals): see unmark.
@@ -26,7 +27,7 @@ func (d *decoder) content(ctx *hcl.EvalContext, b *hcl.Block, s *hcl.BodySchema)
 	d.diags = append(d.diags, diags...)
 	a := &attrs{d: d, ctx: ctx, ranges: map[string]hcl.Range{}, bad: map[string]bool{}}
 	if content != nil {
-		a.attrs = content.Attributes
+		a.attrs, a.blocks = content.Attributes, content.Blocks
 		for n, at := range content.Attributes {
 			a.ranges[n] = at.Expr.Range()
 		}

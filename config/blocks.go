@@ -90,6 +90,7 @@ func (d *decoder) decodePool(ctx *hcl.EvalContext, b *hcl.Block) *Pool {
 	a.integer("replicas", &p.Replicas)
 	a.integer("port", &p.Port)
 	a.worker(&p.Worker)
+	p.SLO = d.decodeSLO(ctx, p.Name, a.blocks)
 	p.ranges["label"] = b.LabelRanges[0]
 	p.bad = a.bad
 	return p

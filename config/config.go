@@ -109,6 +109,7 @@ type Pool struct {
 	Nodes    []string `json:"nodes"`
 	Replicas int      `json:"replicas"`
 	Port     int      `json:"port,omitempty"` // first worker port on each node; 0 = the hive picks (8001 and up)
+	SLO      *SLO     `json:"slo,omitempty"`  // the slo block; nil: none
 	spec.Worker
 
 	DeclRange hcl.Range `json:"-"`

@@ -52,7 +52,7 @@ var variableSchema = &hcl.BodySchema{
 var nodeSchema = schema("connection", "host", "port", "user", "identity", "install_dir", "hive_port", "env",
 	"insecure_ignore_host_key", "binary", "install_mode", "known_hosts", "file_roots")
 var modelSchema = schema("source", "file", "revision", "sha256", "keep")
-var poolSchema = schema(append([]string{"model", "nodes", "replicas", "port"}, workerAttrs()...)...)
+var poolSchema = withBlocks(schema(append([]string{"model", "nodes", "replicas", "port"}, workerAttrs()...)...), sloBlock)
 
 func schema(names ...string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
