@@ -119,7 +119,33 @@ type WorkerRecord struct {
 	// asked to run (planner.Desired): equal hashes mean nothing to change.
 	ConfigHash string `json:"config_hash,omitempty"`
 	spec.Worker
+	SLO       SLO       `json:"slo,omitzero"`    // the pool's slo block; zero: none, and no canary runs
+	Canary    Canary    `json:"canary,omitzero"` // what refresh's canary last measured
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// SLO is what a worker's canary must measure (config.SLO, as recorded).
+type SLO struct {
+	MinDecodeTPS float64       `json:"min_decode_tps,omitempty"` // tokens per second of one stream
+	MaxTTFT      time.Duration `json:"max_ttft_ns,omitempty"`    // time to the first token
+}
+
+// Canary is what the canary (a fixed short greedy request) measured on a
+// worker, and the fingerprint of its output taken first after the worker
+// was created (the baseline), with the model file and engine build it was
+// taken on.
+type Canary struct {
+	At          time.Time     `json:"at,omitzero"`
+	DecodeTPS   float64       `json:"decode_tps,omitempty"`
+	TTFT        time.Duration `json:"ttft_ns,omitempty"`
+	Fingerprint string        `json:"fingerprint,omitempty"` // of the latest output
+	Engine      string        `json:"engine,omitempty"`      // the engine build the latest ran on
+	Baseline    string        `json:"baseline,omitempty"`    // the fingerprint first taken
+	// BaselineModel and BaselineEngine are the model file's sha256 and the
+	// engine build the baseline was taken on: only on the same ones is
+	// another fingerprint drift.
+	BaselineModel  string `json:"baseline_model_sha256,omitempty"`
+	BaselineEngine string `json:"baseline_engine,omitempty"`
 }
 
 // Addr is worker.<pool>[<node>/<index>].
