@@ -215,6 +215,11 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 		}
 		return nil, err
 	}
+	if cfg != nil && !opts.RefreshOnly {
+		if err := b.checkFit(ctx, cfg, p); err != nil {
+			return nil, err
+		}
+	}
 	if req.OnPlan != nil {
 		if err := req.OnPlan(p); err != nil {
 			return nil, err

@@ -116,7 +116,10 @@ type Plan struct {
 	Changes     []*Change // sorted: nodes, models, workers by name; follow DependsOn to execute
 	Drift       []*Change // differences between the recorded and the refreshed state
 	Warnings    []string
-	CreatedAt   time.Time
+	// Resources are the fit check's lines: memory per node after apply and
+	// each pool's decode ceiling (see package fit).
+	Resources []string `json:",omitempty"`
+	CreatedAt time.Time
 	// Live is the refreshed state the plan was made against (nil without a
 	// refresh). It is not saved in plan files.
 	Live *state.Snapshot

@@ -114,6 +114,9 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) error {
 		fmt.Fprintln(bw)
 		fmt.Fprintln(bw, paint(ansiBold, p.Summary()))
 	}
+	if len(p.Resources) > 0 {
+		fmt.Fprintf(bw, "\nResources:\n  %s\n", strings.Join(p.Resources, "\n  "))
+	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(bw, "\n%s %s\n", paint(ansiYellow+ansiBold, "Warning:"), warn)
 	}
