@@ -92,7 +92,8 @@ type InstalledHive struct {
 // HealthTimeout bounds the wait for a freshly started hive to answer /v1/health.
 var HealthTimeout = 60 * time.Second
 
-// InstallHive copies the binary to the node (sha256-verified, atomic rename),
+// InstallHive copies the binary and its library folder to the node (each file
+// sha256-verified, atomic rename),
 // writes the token file (0600, kept across upgrades) and the env file
 // (0600), stops a hive that runs from the install dir, starts the new one
 // detached and waits for /v1/health. It needs five remote commands, so a
@@ -113,6 +114,9 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	if err := t.Upload(ctx, bin, n.binPath(), 0o755); err != nil {
 		return InstalledHive{}, fmt.Errorf("copy the rbee binary to %s: %w", n.where(), err)
 	}
+	if err := uploadLibraries(ctx, t, n, bin); err != nil {
+		return InstalledHive{}, err
+	}
 	mode, err := restartHive(ctx, t, n)
 	if err != nil {
 		return InstalledHive{}, err
@@ -125,7 +129,8 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 }
 
 // hiveBinary resolves the file installed as a hive (path, or this rbee
-// executable when empty) and returns it with its sha256.
+// executable when empty) and returns it with its sha256, which covers the
+// library folder beside it (digest.WithLibraries).
 func hiveBinary(path string) (file, sum string, err error) {
 	if path == "" {
 		exe, err := os.Executable()
@@ -135,7 +140,7 @@ func hiveBinary(path string) (file, sum string, err error) {
 		path = exe
 	}
 	path = transport.ExpandHome(path)
-	sum, err = digest.Cached(path)
+	sum, err = digest.WithLibraries(path, libraryDir(path))
 	return path, sum, err
 }
 

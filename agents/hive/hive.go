@@ -25,6 +25,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/engine/cpu"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,7 +146,9 @@ func New(cfg Config) (*Hive, error) {
 			return nil, fmt.Errorf("find the rbee executable to spawn workers with: %w", err)
 		}
 	}
-	h.exeSHA256, err = digest.Cached(h.exe)
+	// The checksum covers the ggml libraries beside the executable, as the
+	// applier's does, so a changed library is drift like a changed binary.
+	h.exeSHA256, err = digest.WithLibraries(h.exe, filepath.Join(filepath.Dir(h.exe), cpu.LibraryFolder))
 	if err != nil {
 		return nil, fmt.Errorf("checksum the rbee executable: %w", err)
 	}
