@@ -149,17 +149,32 @@ func TestLockWaitsForRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	type got struct {
+		info *LockInfo
+		err  error
+	}
+	done := make(chan got, 1)
 	go func() {
-		_, err := b.Lock(ctx, "apply", time.Minute)
-		done <- err
+		info, err := b.Lock(ctx, "apply", time.Minute)
+		done <- got{info, err}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// While a holds the lock, b must not get it: it waits (the poll
+	// interval is 250 ms, so a second is several attempts).
+	select {
+	case g := <-done:
+		t.Fatalf("the second caller returned while the lock was held: %+v", g)
+	case <-time.After(time.Second):
+	}
 	if err := a.Unlock(ctx, info.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("waiting lock: %v", err)
+	g := <-done
+	if g.err != nil {
+		t.Fatalf("waiting lock: %v", g.err)
+	}
+	cur, err := b.CurrentLock(ctx)
+	if err != nil || cur == nil || cur.ID != g.info.ID || cur.ID == info.ID {
+		t.Fatalf("after the wait the lock is %+v (%v), want the second caller's %s", cur, err, g.info.ID)
 	}
 }
 
