@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/canary"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -22,11 +23,14 @@ import (
 type Refresher struct {
 	Tokens  Tokens
 	Timeout time.Duration // per hive; default 10 s
+	// Canary measures the workers of pools with an SLO on a free slot; nil
+	// measures nothing.
+	Canary *canary.Fleet
 }
 
 // NewRefresher returns the live refresher for the state in stateDir.
 func NewRefresher(stateDir string) *Refresher {
-	return &Refresher{Tokens: NewTokens(stateDir), Timeout: 10 * time.Second}
+	return &Refresher{Tokens: NewTokens(stateDir), Timeout: 10 * time.Second, Canary: &canary.Fleet{}}
 }
 
 // Live is what one hive answered, or why it did not.
@@ -91,6 +95,9 @@ func (r *Refresher) Refresh(ctx context.Context, snap *state.Snapshot) (*state.S
 	now := time.Now().UTC()
 	for _, n := range out.Nodes {
 		Merge(out, n.Name, live[n.Name], now)
+	}
+	if r.Canary != nil {
+		r.Canary.Measure(ctx, out, snap, r.Tokens.Get, now)
 	}
 	return out, nil
 }

@@ -68,6 +68,9 @@ func Desired(cfg *config.Config, binarySum func(path string) (string, error)) (*
 		for _, nn := range p.Nodes {
 			for i := 0; i < p.Replicas; i++ {
 				r := &state.WorkerRecord{Pool: p.Name, Node: nn, Index: i, Model: p.Model, ID: WorkerID(p.Name, i), Worker: p.Worker}
+				if p.SLO != nil {
+					r.SLO = state.SLO{MinDecodeTPS: p.SLO.MinDecodeTPS, MaxTTFT: p.SLO.MaxTTFT}
+				}
 				if p.Port != 0 {
 					r.Port = p.Port + i
 				}

@@ -304,6 +304,9 @@ func diffWorker(w, h *state.WorkerRecord) *Change {
 			update = append(update, arrow(d.Field.Name, d.Old, d.New))
 		}
 	}
+	if h.SLO != w.SLO {
+		update = append(update, arrow("slo", showSLO(h.SLO), showSLO(w.SLO)))
+	}
 	switch h.State {
 	case state.WorkerCrashed:
 		// The hive restarts it after its backoff; replacing it now would race
@@ -318,6 +321,9 @@ func diffWorker(w, h *state.WorkerRecord) *Change {
 		}
 	}
 	c.decide(replace, create, update)
+	if c.Action == Update && h.ConfigHash == w.ConfigHash {
+		w.Canary = h.Canary // the same worker keeps its canary's baseline
+	}
 	return c
 }
 

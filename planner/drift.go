@@ -1,6 +1,10 @@
 package planner
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	"github.com/rbee-dev/rbee/digest"
 	"github.com/rbee-dev/rbee/state"
 )
@@ -60,6 +64,58 @@ func driftReasons(before, after state.Record) []string {
 		cmp("restarts", b.Restarts, a.Restarts)
 		cmp("port", b.Port, a.Port)
 		cmp("url", b.URL, a.URL)
+		out = append(out, sloReasons(a)...)
 	}
 	return out
+}
+
+// sloReasons judges what the canary last measured on worker w against its
+// pool's SLO, and its output against the fingerprint taken when the worker
+// was created. A slow or changed worker is drift, not a change: replacing it
+// would not make its machine faster, so rbee reports it and does nothing.
+func sloReasons(w *state.WorkerRecord) []string {
+	c, s := w.Canary, w.SLO
+	if c.At.IsZero() {
+		return nil
+	}
+	var out []string
+	if s.MinDecodeTPS > 0 && c.DecodeTPS < s.MinDecodeTPS {
+		out = append(out, fmt.Sprintf("decode %.1f tok/s < slo %g", c.DecodeTPS, s.MinDecodeTPS))
+	}
+	if s.MaxTTFT > 0 && c.TTFT > s.MaxTTFT {
+		out = append(out, fmt.Sprintf("ttft %s > slo %s", c.TTFT.Round(time.Millisecond), s.MaxTTFT))
+	}
+	if c.Baseline != "" && c.Fingerprint != c.Baseline {
+		out = append(out, fmt.Sprintf("outputs changed (canary fingerprint %s, %s when the worker was created, on the same model file and engine build)", c.Fingerprint, c.Baseline))
+	}
+	if len(out) > 0 {
+		out[len(out)-1] += " (drift, not a change)"
+	}
+	return out
+}
+
+// Degraded reports whether refresh found a worker below its pool's SLO or
+// answering otherwise than when it was created: drift that no change fixes,
+// which -detailed-exitcode still reports (exit 2).
+func (p *Plan) Degraded() bool {
+	for _, c := range p.Drift {
+		if w, ok := c.After.(*state.WorkerRecord); ok && len(sloReasons(w)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func showSLO(s state.SLO) string {
+	var parts []string
+	if s.MinDecodeTPS > 0 {
+		parts = append(parts, fmt.Sprintf("min_decode_tps %g", s.MinDecodeTPS))
+	}
+	if s.MaxTTFT > 0 {
+		parts = append(parts, "max_ttft "+s.MaxTTFT.String())
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }

@@ -99,7 +99,7 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 			fmt.Fprintf(out, "\nSaved the plan to %s. Apply exactly these actions with: rbee apply %s\n", f.out, f.out)
 		}
 	}
-	if f.detailed && p.HasChanges() {
+	if f.detailed && (p.HasChanges() || p.Degraded()) {
 		return exitCode(2, nil)
 	}
 	return nil
