@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -64,6 +65,9 @@ func WriteTable(w io.Writer, rep Report, color bool) error {
 	}
 	if rep.RateNote != "" {
 		notes = append(notes, rep.RateNote)
+	}
+	if gw := rep.Gateway; gw != nil {
+		notes = append(notes, gatewayLine(gw))
 	}
 	header := make([]cell, len(Columns))
 	for i, c := range Columns {
@@ -133,4 +137,25 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// gatewayLine is the gateway's line under the table: its queues, or why it
+// did not answer.
+func gatewayLine(gw *Gateway) string {
+	if !gw.Reachable {
+		return fmt.Sprintf("gateway %s: unreachable: %s", gw.URL, gw.Error)
+	}
+	names := make([]string, 0, len(gw.QueueDepth))
+	for n := range gw.QueueDepth {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	queues := make([]string, len(names))
+	for i, n := range names {
+		queues[i] = fmt.Sprintf("%s %g", n, gw.QueueDepth[n])
+	}
+	if len(queues) == 0 {
+		return fmt.Sprintf("gateway %s: no request queued", gw.URL)
+	}
+	return fmt.Sprintf("gateway %s: queued requests: %s", gw.URL, strings.Join(queues, ", "))
 }

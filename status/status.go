@@ -35,6 +35,8 @@ type Report struct {
 	Nodes []Node    `json:"nodes"`
 	// RateNote says why tokens per second are missing, when they are.
 	RateNote string `json:"rate_note,omitempty"`
+	// Gateway is the fleet's gateway, when the configuration has one.
+	Gateway *Gateway `json:"gateway,omitempty"`
 }
 
 // Node is one node and its hive.
@@ -78,6 +80,9 @@ type Gatherer struct {
 	Timeout time.Duration
 	// Rates turns successive counts into rates; nil leaves rates out.
 	Rates *Rates
+	// GatewayURL is the fleet gateway to ask for its queues ("" for none),
+	// with GatewayKey as its API key.
+	GatewayURL, GatewayKey string
 }
 
 // Gather returns the live report of every node in snap.
@@ -94,6 +99,13 @@ func (g *Gatherer) Gather(ctx context.Context, snap *state.Snapshot) Report {
 		go func() {
 			defer wg.Done()
 			rep.Nodes[i] = g.node(ctx, snap, n)
+		}()
+	}
+	if g.GatewayURL != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep.Gateway = g.gateway(ctx, g.GatewayURL, g.GatewayKey)
 		}()
 	}
 	wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier"
+	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/state"
 	"github.com/rbee-dev/rbee/status"
 )
@@ -40,7 +42,9 @@ line that says why; a worker the state records but its hive does not run is
 "missing" (run rbee plan). Tokens per second come from the workers'
 generated-token counters over the last minute (a worker counts a request's
 tokens when it finishes), so they need samples over time: --watch shows them
-from its second drawing on.
+from its second drawing on. When the configuration has a gateway block, a
+line under the table gives the gateway's queue depth per pool or model (its
+/metrics, with $RBEE_API_KEY as the key when it needs one).
 
 --watch redraws every 2 s (--interval) until Ctrl-C, which exits 0. --json
 writes the report as one JSON object (one per line with --watch). Colour
@@ -75,8 +79,9 @@ func runStatus(cmd *cobra.Command, asJSON, watch bool, interval, timeout time.Du
 	}
 	tokens := applier.TokensOf(st)
 	g := &status.Gatherer{
-		Hive:    func(n *state.NodeRecord) (*hiveapi.Client, error) { return tokens.Client(n) },
-		Timeout: timeout,
+		Hive:       func(n *state.NodeRecord) (*hiveapi.Client, error) { return tokens.Client(n) },
+		Timeout:    timeout,
+		GatewayURL: gatewayURL(cmd), GatewayKey: os.Getenv("RBEE_API_KEY"),
 	}
 	out := cmd.OutOrStdout()
 	color := !asJSON && colorFor(cmd, out)
@@ -117,4 +122,21 @@ func runStatus(cmd *cobra.Command, asJSON, watch bool, interval, timeout time.Du
 		case <-tick.C:
 		}
 	}
+}
+
+// gatewayURL is where the configuration's gateway block serves, or "" when
+// there is no such block (or the configuration does not load).
+func gatewayURL(cmd *cobra.Command) string {
+	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
+	if diags.HasErrors() || cfg.Gateway == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(cfg.Gateway.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
