@@ -75,7 +75,7 @@ func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources)
 				WithDetails(map[string]any{"backend": cfg.Backend, "device": cfg.Device, "devices": have})
 		}
 	}
-	mem, err := estimateWorker(cfg, m, "")
+	mem, err := estimateWorker(cfg, m, cfg.KVCacheType)
 	if err != nil {
 		return err
 	}
