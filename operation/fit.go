@@ -2,6 +2,7 @@ package operation
 
 import (
 	"context"
+	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier"
@@ -23,7 +24,8 @@ func (b *Backend) checkFit(ctx context.Context, cfg *config.Config, p *planner.P
 				nodes = append(nodes, n)
 			}
 		}
-		for name, l := range applier.NewRefresher(b.State.Dir()).Query(ctx, nodes) {
+		refresher := &applier.Refresher{Tokens: applier.TokensOf(b.State), Timeout: 10 * time.Second}
+		for name, l := range refresher.Query(ctx, nodes) {
 			if l.State != nil {
 				hives[name] = l.State
 			}
