@@ -28,9 +28,10 @@ type Refresher struct {
 	Canary *canary.Fleet
 }
 
-// NewRefresher returns the live refresher for the state in stateDir.
-func NewRefresher(stateDir string) *Refresher {
-	return &Refresher{Tokens: NewTokens(stateDir), Timeout: 10 * time.Second, Canary: &canary.Fleet{}}
+// NewRefresher returns the live refresher of a state, with the hive tokens
+// it keeps (TokensOf).
+func NewRefresher(st interface{ Dir() string }) *Refresher {
+	return &Refresher{Tokens: TokensOf(st), Timeout: 10 * time.Second, Canary: &canary.Fleet{}}
 }
 
 // Live is what one hive answered, or why it did not.

@@ -2,7 +2,6 @@ package operation
 
 import (
 	"context"
-	"time"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier"
@@ -24,8 +23,7 @@ func (b *Backend) checkFit(ctx context.Context, cfg *config.Config, p *planner.P
 				nodes = append(nodes, n)
 			}
 		}
-		refresher := &applier.Refresher{Tokens: applier.TokensOf(b.State), Timeout: 10 * time.Second}
-		for name, l := range refresher.Query(ctx, nodes) {
+		for name, l := range applier.NewRefresher(b.State).Query(ctx, nodes) {
 			if l.State != nil {
 				hives[name] = l.State
 			}

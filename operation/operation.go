@@ -89,7 +89,7 @@ type Result struct {
 // Backend runs operations against one state.
 type Backend struct {
 	State State
-	// Refresher reads the live fleet; nil means applier.NewRefresher(State.Dir()).
+	// Refresher reads the live fleet; nil means applier.NewRefresher(State).
 	Refresher planner.Refresher
 	// BinarySHA256 gives a hive binary's checksum; nil means applier.HiveBinarySHA256.
 	BinarySHA256 func(path string) (string, error)
@@ -192,7 +192,7 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 	if !req.NoRefresh {
 		opts.Refresher = b.Refresher
 		if opts.Refresher == nil {
-			opts.Refresher = applier.NewRefresher(b.State.Dir())
+			opts.Refresher = applier.NewRefresher(b.State)
 		}
 	}
 	cfg := req.Config

@@ -123,9 +123,7 @@ func New(ctx context.Context, opts Options) (*Reconciler, error) {
 		st = pebble
 	}
 	if opts.Refresher == nil {
-		r := applier.NewRefresher(st.Dir())
-		r.Tokens = applier.TokensOf(st)
-		opts.Refresher = r
+		opts.Refresher = applier.NewRefresher(st)
 	}
 	fw, err := newFileWatch(opts.ConfigPath, opts.Debounce, opts.Logger)
 	if err != nil {

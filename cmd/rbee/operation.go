@@ -24,9 +24,7 @@ func newBackend(cmd *cobra.Command) (*operation.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := applier.NewRefresher(st.Dir())
-	r.Tokens = applier.TokensOf(st)
-	return &operation.Backend{State: st, Refresher: r}, nil
+	return &operation.Backend{State: st, Refresher: applier.NewRefresher(st)}, nil
 }
 
 // lockPolicy is -lock and -lock-timeout (commands without -lock always lock).
