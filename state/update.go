@@ -23,24 +23,12 @@ type Tx struct {
 
 // Put writes a NodeRecord, ModelRecord or WorkerRecord (or a pointer to one).
 func (tx *Tx) Put(r Record) error {
-	switch v := r.(type) {
-	case *NodeRecord:
-		r = *v
-	case *ModelRecord:
-		r = *v
-	case *WorkerRecord:
-		r = *v
-	}
-	a := r.Addr()
-	if err := checkAddr(a); err != nil {
-		return err
-	}
-	val, err := encodeRecord(r)
+	key, val, err := EncodeRecord(r)
 	if err != nil {
 		return err
 	}
-	tx.ops[a] = val
-	return tx.b.Set(a.key(), val, nil)
+	tx.ops[r.Addr()] = val
+	return tx.b.Set([]byte(key), val, nil)
 }
 
 // Delete removes the record at a (no error if there is none).
