@@ -140,7 +140,7 @@ func registerHiveSteps(sc *godog.ScenarioContext, w *world) {
 		if err != nil {
 			return err
 		}
-		want, err := fileSHA256(rbeeBin)
+		want, err := hiveSHA256(rbeeBin)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cucumber/godog"
 
+	"github.com/rbee-dev/rbee/applier"
 	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
@@ -172,7 +173,7 @@ func recordApply(w *world, cfgFile string) error {
 		_ = diags.Write(&sb, false)
 		return fmt.Errorf("loading %s:\n%s", cfgFile, sb.String())
 	}
-	desired, err := planner.Desired(cfg, fileSHA256)
+	desired, err := planner.Desired(cfg, hiveSHA256)
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,16 @@ func (w *world) stateStore() (*state.Store, error) {
 	return state.Open(context.Background(), filepath.Join(w.dir, ".rbee"), state.Options{})
 }
 
-// fileSHA256 is the hive binary checksum the planner expects: path "" is the rbee binary under test.
+// hiveSHA256 is the hive checksum the planner expects (the binary with the
+// library folder beside it): path "" is the rbee binary under test.
+func hiveSHA256(path string) (string, error) {
+	if path == "" {
+		path = rbeeBin
+	}
+	return applier.HiveBinarySHA256(path)
+}
+
+// fileSHA256 is the sha256 of a file: path "" is the rbee binary under test.
 func fileSHA256(path string) (string, error) {
 	if path == "" {
 		path = rbeeBin
