@@ -136,3 +136,16 @@ Feature: the state keeps a history of its writes and survives damage it can see
     And stdout contains "Restored 1 resource from broken/state.backup.json"
     When I run "rbee state list"
     Then stdout matches "node\.local\s+ready"
+
+  Scenario: a whole state folder gone while the hives run is said in the plan, not silently planned from nothing
+    Given a local fleet file with pool "chat" serving model "tiny"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "mkdir aside && mv .rbee/state .rbee/state.* aside/"
+    And I run "rbee plan -no-color -lock=false"
+    Then the command succeeds
+    And output contains "the state is empty, but the hive of node.local"
+    And output contains "was the state folder deleted?"
+    When I run "mv aside/* .rbee/"
+    And I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0

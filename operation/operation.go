@@ -219,6 +219,7 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 		if err := b.checkFit(ctx, cfg, p); err != nil {
 			return nil, err
 		}
+		warnOrphans(ctx, cfg, snap, p)
 	}
 	if req.OnPlan != nil {
 		if err := req.OnPlan(p); err != nil {
