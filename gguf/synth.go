@@ -190,11 +190,10 @@ func SynthFile(ctx context.Context, path, preset string, seed int64) (SynthResul
 	return SynthResult{Path: path, Preset: preset, Seed: seed, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Writer returns a Writer holding the preset's metadata and tensors, with
-// weights drawn from a generator seeded by seed and each tensor's name.
-func (p Preset) Writer(seed int64) *Writer {
+// setMetadata writes the preset's metadata (architecture, shape, tokenizer,
+// chat template) to w and returns the vocabulary's tokens and types.
+func (p Preset) setMetadata(w *Writer, seed int64) ([]string, []int32) {
 	h := p.Hyper
-	w := NewWriter()
 	fileType := FileTypeAllF32
 	switch h.Weights {
 	case TensorF16:
@@ -238,6 +237,16 @@ func (p Preset) Writer(seed int64) *Writer {
 	w.Set("tokenizer.ggml.add_eos_token", false)
 	w.Set("tokenizer.chat_template", chatMLTemplate)
 
+	return tokens, types
+}
+
+// Writer returns a Writer holding the preset's metadata and tensors, with
+// weights drawn from a generator seeded by seed and each tensor's name.
+func (p Preset) Writer(seed int64) *Writer {
+	h := p.Hyper
+	w := NewWriter()
+	tokens, types := p.setMetadata(w, seed)
+	keyLen, valLen := h.heads()
 	e, ff, v := uint64(h.Embedding), uint64(h.FeedForward), uint64(h.Vocab)
 	q, kvK, kvV, o := uint64(h.Heads*keyLen), uint64(h.KVHeads*keyLen), uint64(h.KVHeads*valLen), uint64(h.Heads*valLen)
 	matrix := func(name string, dims ...uint64) {
