@@ -30,8 +30,9 @@ const (
 )
 
 // BenchmarkGateway measures rbee gateway on a fleet brought up with `rbee
-// apply` on this machine (2 workers × 2 slots of the TinyLlama-shaped Q4_0
-// synth model), in one run:
+// apply` on this machine (2 workers × 4 slots of the TinyLlama-shaped Q4_0
+// synth model: 8 slots, so each of the 8 conversations of part 4 can keep
+// its prompt cached in one slot between turns), in one run:
 //  1. time to first token of a short prompt through the gateway ÷ straight to
 //     a worker (goal ≤ 1.02);
 //  2. aggregate decode tok/s of 4 concurrent streams through the gateway ÷ the
@@ -74,7 +75,7 @@ func BenchmarkGateway(b *testing.B) {
 	}
 }
 
-// gatewayBenchFleet applies 2 workers × 2 slots; destroyed at the end.
+// gatewayBenchFleet applies 2 workers × 4 slots; destroyed at the end.
 func gatewayBenchFleet(b *testing.B, bin, dir, model string) {
 	port, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
@@ -82,7 +83,7 @@ func gatewayBenchFleet(b *testing.B, bin, dir, model string) {
 	}
 	cfg := filepath.Join(dir, "rbee.hcl")
 	body := fmt.Sprintf("node \"local\" {\n  connection = \"local\"\n  hive_port  = %d\n}\nmodel \"bench\" {\n  source = \"file://%s\"\n}\n"+
-		"pool \"bench\" {\n  model    = \"bench\"\n  nodes    = [\"local\"]\n  replicas = 2\n  slots    = 2\n  ctx_size = 2048\n}\n", port, model)
+		"pool \"bench\" {\n  model    = \"bench\"\n  nodes    = [\"local\"]\n  replicas = 2\n  slots    = 4\n  ctx_size = 2048\n}\n", port, model)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -230,11 +231,11 @@ func decodeRatio(b *testing.B, gw string, workers []string, token string) {
 	}
 	md, mg := median(direct), median(through)
 	b.ReportMetric(mg/md, "gateway/direct-decode")
-	b.Logf("aggregate decode, 4 streams × %d tokens on 2 workers × 2 slots, median of 3: direct %.1f tok/s, through the gateway %.1f tok/s: %.3f× (goal ≥ 0.98)", gwDecodeTokens, md, mg, mg/md)
+	b.Logf("aggregate decode, 4 streams × %d tokens on 2 workers × 4 slots, median of 3: direct %.1f tok/s, through the gateway %.1f tok/s: %.3f× (goal ≥ 0.98)", gwDecodeTokens, md, mg, mg/md)
 }
 
 func overload(b *testing.B, gw string) {
-	const clients = 16 // 4× the 4 slots
+	const clients = 32 // 4× the 8 slots
 	done := make([]int, clients)
 	var waits []float64
 	var mu sync.Mutex
@@ -270,7 +271,7 @@ func overload(b *testing.B, gw string) {
 	fair := float64(hi) / float64(max(lo, 1))
 	b.ReportMetric(float64(errs), "overload-errors")
 	b.ReportMetric(fair, "overload-max/min")
-	b.Logf("overload, %d clients on 4 slots for %s: %d requests, %d errors; time to first token (queue wait included) p50 %.0f ms, p99 %.0f ms; completed per client %d to %d: max/min %.2f (goal ≤ 1.5)",
+	b.Logf("overload, %d clients on 8 slots for %s: %d requests, %d errors; time to first token (queue wait included) p50 %.0f ms, p99 %.0f ms; completed per client %d to %d: max/min %.2f (goal ≤ 1.5)",
 		clients, gwOverload, len(waits), errs, pct(0.5), pct(0.99), lo, hi, fair)
 }
 
