@@ -173,7 +173,9 @@ func ttftRatio(b *testing.B, gw, worker, token string) {
 	var direct, through []float64
 	for i := range gwRuns + 1 {
 		paths := []func() (time.Duration, int, time.Duration, error){
-			func() (time.Duration, int, time.Duration, error) { return stream(worker, token, "bench", inferPrompt, 2) },
+			func() (time.Duration, int, time.Duration, error) {
+				return stream(worker, token, "bench", inferPrompt, 2)
+			},
 			func() (time.Duration, int, time.Duration, error) { return stream(gw, "", "bench", inferPrompt, 2) },
 		}
 		var got [2]float64
