@@ -63,7 +63,7 @@ func Run(ctx context.Context, cl *workerapi.Client) (Measure, error) {
 		}
 		return nil
 	})
-	if api.HasCode(err, "ALL_SLOTS_BUSY") {
+	if api.HasCode(err, workerapi.CodeBusy) {
 		return Measure{}, ErrNoSlot // a user's request took the slot first
 	}
 	if err != nil {

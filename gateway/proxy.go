@@ -11,20 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
-	"github.com/rbee-dev/rbee/infer"
 )
 
 // HeaderWorker names, in every answer a worker gave, the worker that gave it.
 const HeaderWorker = "X-Rbee-Worker"
-
-// Codes a worker answers 503 with when it takes no new request; the gateway
-// then sends the request to another worker.
-const (
-	codeDraining     = "DRAINING"
-	codeShuttingDown = "SHUTTING_DOWN"
-	codeLoading      = "LOADING"
-)
 
 // upstream is a request as it will be sent to workers (again on a retry).
 type upstream struct {
@@ -70,13 +62,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, wk *worker, up 
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		e := api.ReadError(resp)
 		switch e.Code {
-		case infer.CodeBusy:
+		case workerapi.CodeBusy:
 			s.fleet.full(wk)
 			return result{retry: "busy"}
-		case codeDraining:
+		case workerapi.CodeDraining:
 			s.fleet.refuse(wk, stateDraining)
 			return result{retry: "draining"}
-		case codeShuttingDown, codeLoading:
+		case workerapi.CodeShuttingDown, workerapi.CodeLoading:
 			s.fleet.refuse(wk, "")
 			return result{retry: strings.ToLower(e.Code)}
 		}

@@ -24,7 +24,7 @@ import (
 )
 
 // CodeBusy is the error code of a worker whose slots are all in use (HTTP 503).
-const CodeBusy = "ALL_SLOTS_BUSY"
+const CodeBusy = workerapi.CodeBusy
 
 // DefaultBackoff is how long Run waits before each new round of attempts
 // when every ready worker of the model answered busy.

@@ -71,7 +71,7 @@ func (s *Server) startJob(r *http.Request, eng *engine.Engine, id string, req en
 		switch {
 		case errors.Is(err, engine.ErrBusy):
 			total, _ := eng.Slots()
-			return nil, api.Errorf(http.StatusServiceUnavailable, "ALL_SLOTS_BUSY", "all %d slots of this worker are busy; retry shortly or use another worker", total)
+			return nil, api.Errorf(http.StatusServiceUnavailable, workerapi.CodeBusy, "all %d slots of this worker are busy; retry shortly or use another worker", total)
 		case errors.Is(err, engine.ErrClosed):
 			return nil, errShuttingDown()
 		case errors.Is(err, engine.ErrRequest) && req.Grammar != "":

@@ -22,7 +22,7 @@ func (s *Server) engine() (*engine.Engine, error) {
 	}
 	eng := s.eng.Load()
 	if eng == nil {
-		return nil, api.Errorf(http.StatusServiceUnavailable, "LOADING", "the model is still loading (%.0f%%); retry when GET /v1/ready says ready", 100*s.loadProgress())
+		return nil, api.Errorf(http.StatusServiceUnavailable, workerapi.CodeLoading, "the model is still loading (%.0f%%); retry when GET /v1/ready says ready", 100*s.loadProgress())
 	}
 	return eng, nil
 }
@@ -184,12 +184,12 @@ func (s *Server) removeJob(id string) {
 // errShuttingDown is the answer to a request that arrives after shutdown
 // began (a new *api.Error each time: callers may add details).
 func errShuttingDown() *api.Error {
-	return api.Errorf(http.StatusServiceUnavailable, "SHUTTING_DOWN", "the worker is shutting down; send the request to another worker")
+	return api.Errorf(http.StatusServiceUnavailable, workerapi.CodeShuttingDown, "the worker is shutting down; send the request to another worker")
 }
 
 // errDraining is the answer to a request that arrives while draining.
 func errDraining() *api.Error {
-	return api.Errorf(http.StatusServiceUnavailable, "DRAINING", "the worker is draining: it finishes the requests it has and takes no new ones; send the request to another worker")
+	return api.Errorf(http.StatusServiceUnavailable, workerapi.CodeDraining, "the worker is draining: it finishes the requests it has and takes no new ones; send the request to another worker")
 }
 
 func modelName(path string) string {

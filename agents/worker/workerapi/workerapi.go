@@ -12,6 +12,15 @@ const (
 	StateDraining = "draining" // POST /v1/admin/drain: no new requests, running ones finish
 )
 
+// Codes of the 503 a worker answers when it takes no new request: a client
+// may send the request to another worker.
+const (
+	CodeBusy         = "ALL_SLOTS_BUSY" // every slot holds a request; Retry-After says when to try again
+	CodeDraining     = "DRAINING"       // finishing the requests it has before it stops
+	CodeShuttingDown = "SHUTTING_DOWN"  // stopping
+	CodeLoading      = "LOADING"        // the model is still loading
+)
+
 // ExitLoadFailed is the exit status of a worker whose model failed to load
 // in a way that repeats on every start (missing file, not a model); it
 // writes one stderr line "error: <the cause>" first. A supervisor should
