@@ -2,15 +2,10 @@ package status
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net/http"
-	"strings"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/rbee-dev/rbee/api"
 )
 
 // QueueMetric is the gateway's gauge of requests waiting for a slot, by model.
@@ -30,27 +25,14 @@ func (g *Gatherer) gateway(ctx context.Context, url, key string) *Gateway {
 	gw := &Gateway{URL: url, QueueDepth: map[string]float64{}}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
-	req, err := api.NewRequest(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/metrics", key, nil)
+	body, err := scrape(ctx, g.HTTP, url, key)
 	if err != nil {
 		gw.Error = err.Error()
 		return gw
 	}
-	hc := g.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		gw.Error = err.Error()
-		return gw
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		gw.Error = fmt.Sprintf("GET %s/metrics: %s", url, resp.Status)
-		return gw
-	}
+	defer body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
+	mfs, err := p.TextToMetricFamilies(io.LimitReader(body, 16<<20))
 	if err != nil {
 		gw.Error = "its /metrics does not parse: " + err.Error()
 		return gw

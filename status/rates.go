@@ -23,22 +23,33 @@ const RateWindow = time.Minute
 
 // generatedTokens reads GeneratedMetric from a worker's /metrics.
 func generatedTokens(ctx context.Context, hc *http.Client, baseURL, token string) (float64, error) {
-	req, err := api.NewRequest(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/metrics", token, nil)
+	body, err := scrape(ctx, hc, baseURL, token)
 	if err != nil {
 		return 0, err
+	}
+	defer body.Close()
+	return counter(io.LimitReader(body, 4<<20), GeneratedMetric)
+}
+
+// scrape GETs baseURL/metrics with the bearer token (if any) and returns
+// the body of a 200; the caller closes it.
+func scrape(ctx context.Context, hc *http.Client, baseURL, token string) (io.ReadCloser, error) {
+	req, err := api.NewRequest(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/metrics", token, nil)
+	if err != nil {
+		return nil, err
 	}
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s/metrics: %s", baseURL, resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s/metrics: %s", baseURL, resp.Status)
 	}
-	return counter(io.LimitReader(resp.Body, 4<<20), GeneratedMetric)
+	return resp.Body, nil
 }
 
 // counter returns the value of an unlabelled series in the Prometheus text format.
