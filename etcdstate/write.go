@@ -67,12 +67,8 @@ func (s *Store) Delete(ctx context.Context, addrs ...state.Addr) error {
 // lineage) is refused unless force is set. The caller holds the lock.
 func (s *Store) Restore(ctx context.Context, from *state.Snapshot, force bool) error {
 	return s.write(ctx, "restoring the state", func(cur *read) ([]change, error) {
-		switch {
-		case force:
-		case from.Lineage == "":
-			return nil, errors.New("the backup names no lineage, so it may not be an rbee state at all; restore it anyway with -force")
-		case cur.lineage != "" && cur.lineage != from.Lineage:
-			return nil, fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.lineage)
+		if err := state.CheckRestore(cur.snap, from, force); err != nil {
+			return nil, err
 		}
 		return s.replaceOps(cur.snap, from)
 	})

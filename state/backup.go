@@ -43,14 +43,10 @@ func (s *Store) Restore(ctx context.Context, from *Snapshot, force bool) error {
 	if err != nil {
 		return err
 	}
-	fresh := cur.Serial == 0 && cur.Len() == 0
-	switch {
-	case force:
-	case from.Lineage == "":
-		return errors.New("the backup names no lineage, so it may not be an rbee state at all; restore it anyway with -force")
-	case !fresh && cur.Lineage != from.Lineage:
-		return fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.Lineage)
+	if err := CheckRestore(cur, from, force); err != nil {
+		return err
 	}
+	fresh := cur.Serial == 0 && cur.Len() == 0
 	return s.Update(ctx, func(tx *Tx) error {
 		if fresh && from.Lineage != "" {
 			tx.lineage = from.Lineage
@@ -58,6 +54,21 @@ func (s *Store) Restore(ctx context.Context, from *Snapshot, force bool) error {
 		}
 		return replaceAll(tx, cur, from)
 	})
+}
+
+// CheckRestore is the rule every backend applies before restoring from over
+// cur: a backup without a lineage, or of another state than a state that
+// already holds something, is refused unless force is set.
+func CheckRestore(cur, from *Snapshot, force bool) error {
+	fresh := cur.Lineage == "" || (cur.Serial == 0 && cur.Len() == 0)
+	switch {
+	case force:
+	case from.Lineage == "":
+		return errors.New("the backup names no lineage, so it may not be an rbee state at all; restore it anyway with -force")
+	case !fresh && cur.Lineage != from.Lineage:
+		return fmt.Errorf("the backup belongs to another state (lineage %s, this state is %s); restore it anyway with -force", from.Lineage, cur.Lineage)
+	}
+	return nil
 }
 
 // PrepareRestore makes the state in dir ready for Restore when it cannot be
