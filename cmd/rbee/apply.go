@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rbee-dev/rbee/applier"
-	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
@@ -219,10 +218,7 @@ func applyPlanFile(cmd *cobra.Command, path string) error {
 		return exitCode(1, fmt.Errorf("%s is a refresh-only plan: record drift with rbee refresh instead", path))
 	}
 	hash := ""
-	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
-	if diags.HasErrors() {
-		cfg = nil
-	}
+	cfg := quietConfig(cmd)
 	if cfg != nil {
 		hash = cfg.Hash()
 	}

@@ -143,6 +143,22 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return cfg, nil
 }
 
+// quietConfig is the configuration when it loads without errors, else nil,
+// printing nothing: for commands that only use it when it is there (a
+// gateway block, a plan file's hash). The command that must report a broken
+// file uses loadConfig.
+func quietConfig(cmd *cobra.Command) *config.Config {
+	if v, ok := loadedConfigs.Load(cmd); ok {
+		return v.(*config.Config)
+	}
+	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
+	if diags.HasErrors() {
+		return nil
+	}
+	loadedConfigs.Store(cmd, cfg)
+	return cfg
+}
+
 // loadedConfigs keeps the configuration loadConfig read for each command,
 // so openState finds its state block without reading the files again.
 var loadedConfigs sync.Map // *cobra.Command → *config.Config

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/applier"
-	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/state"
 	"github.com/rbee-dev/rbee/status"
 )
@@ -127,8 +126,8 @@ func runStatus(cmd *cobra.Command, asJSON, watch bool, interval, timeout time.Du
 // gatewayURL is where the configuration's gateway block serves, or "" when
 // there is no such block (or the configuration does not load).
 func gatewayURL(cmd *cobra.Command) string {
-	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
-	if diags.HasErrors() || cfg.Gateway == nil {
+	cfg := quietConfig(cmd)
+	if cfg == nil || cfg.Gateway == nil {
 		return ""
 	}
 	host, port, err := net.SplitHostPort(cfg.Gateway.Listen)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/rbee-dev/rbee/api"
 	"github.com/rbee-dev/rbee/applier"
-	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/gateway"
 	"github.com/rbee-dev/rbee/reconciler"
 )
@@ -182,8 +181,8 @@ func (g withoutRuntime) Gather() ([]*dto.MetricFamily, error) {
 // watchGateway starts the gateway of the configuration's gateway block, or
 // returns nil when there is none (or the file does not load yet).
 func watchGateway(ctx context.Context, cmd *cobra.Command, listen string, log *slog.Logger) (*gateway.Server, error) {
-	cfg, diags := config.Load(configPath(cmd), loadOptions(cmd))
-	if diags.HasErrors() || cfg.Gateway == nil {
+	cfg := quietConfig(cmd)
+	if cfg == nil || cfg.Gateway == nil {
 		return nil, nil // the daemon reports a broken file itself
 	}
 	g := cfg.Gateway
