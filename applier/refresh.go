@@ -26,6 +26,17 @@ type Refresher struct {
 	// Canary measures the workers of pools with an SLO on a free slot; nil
 	// measures nothing.
 	Canary *canary.Fleet
+
+	mu   sync.Mutex
+	last map[string]*hiveapi.State // what the hives answered in the last Refresh
+}
+
+// HiveStates is what each hive that answered the last Refresh reported
+// (resources, catalog), for checks that need more than the records.
+func (r *Refresher) HiveStates() map[string]*hiveapi.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // NewRefresher returns the live refresher of a state, with the hive tokens
@@ -93,6 +104,15 @@ func (r *Refresher) Refresh(ctx context.Context, snap *state.Snapshot) (*state.S
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	answered := make(map[string]*hiveapi.State, len(live))
+	for name, l := range live {
+		if l.State != nil {
+			answered[name] = l.State
+		}
+	}
+	r.mu.Lock()
+	r.last = answered
+	r.mu.Unlock()
 	now := time.Now().UTC()
 	for _, n := range out.Nodes {
 		Merge(out, n.Name, live[n.Name], now)

@@ -216,7 +216,7 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 		return nil, err
 	}
 	if cfg != nil && !opts.RefreshOnly {
-		if err := b.checkFit(ctx, cfg, p); err != nil {
+		if err := b.checkFit(ctx, cfg, p, opts.Refresher); err != nil {
 			return nil, err
 		}
 		warnOrphans(ctx, cfg, snap, p)
