@@ -3,14 +3,18 @@ package applier
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rbee-dev/rbee/applier/transport"
 	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/internal/testsshd"
 )
 
 // TestInstallCopiesTheLibraryFolder installs a binary with a library folder
@@ -79,6 +83,132 @@ func TestInstallCopiesTheLibraryFolder(t *testing.T) {
 		t.Errorf("checksum without libraries %s, want the binary's %s", last.BinarySHA256, plain)
 	}
 	checkLibs(t, n.libDir(), map[string]string{})
+}
+
+// TestReinstallCopiesOnlyChangedLibraries installs twice over this machine
+// and over a real OpenSSH server: a second install that changed only the
+// binary leaves every library file on the node as it was (same inode: not
+// copied again), and one that changed one library replaces that file only.
+func TestReinstallCopiesOnlyChangedLibraries(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		node func(t *testing.T, dir string) (Node, transport.Transport)
+	}{
+		{"local", func(t *testing.T, dir string) (Node, transport.Transport) {
+			return Node{Name: "local", Local: true, InstallDir: dir, HivePort: freeLoopbackPort(t)}, transport.NewLocal()
+		}},
+		{"ssh", sshNode},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := t.TempDir()
+			bin := filepath.Join(src, "rbee")
+			copyTestFile(t, exe, bin, 0o755)
+			libs := map[string]string{"libggml-base.so.0": "base", "libggml-cpu-haswell.so": "v3", "libggml-cpu-icelake.so": "v4"}
+			writeLibs(t, filepath.Join(src, "lib", "ollama"), libs)
+			n, tr := c.node(t, filepath.Join(t.TempDir(), "node"))
+			n.Binary = bin
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			t.Cleanup(func() { _ = UninstallHive(context.Background(), tr, n) })
+
+			if _, err := InstallHive(ctx, tr, n); err != nil {
+				t.Fatal(err)
+			}
+			before := inodes(t, n.libDir())
+			// Only the binary changes: a byte appended still runs.
+			appendByte(t, bin)
+			if _, err := InstallHive(ctx, tr, n); err != nil {
+				t.Fatal(err)
+			}
+			if got := inodes(t, n.libDir()); !maps.Equal(got, before) {
+				t.Errorf("an install that changed only the binary copied libraries again: inodes %v, were %v", got, before)
+			}
+			checkLibs(t, n.libDir(), libs)
+
+			libs["libggml-cpu-icelake.so"] = "v4 rebuilt"
+			writeLibs(t, filepath.Join(src, "lib", "ollama"), libs)
+			if _, err := InstallHive(ctx, tr, n); err != nil {
+				t.Fatal(err)
+			}
+			after := inodes(t, n.libDir())
+			for name, ino := range before {
+				if changed := after[name] != ino; changed != (name == "libggml-cpu-icelake.so") {
+					t.Errorf("%s copied again: %v; want only the changed library copied", name, changed)
+				}
+			}
+			checkLibs(t, n.libDir(), libs)
+		})
+	}
+}
+
+// sshNode is a node behind a real OpenSSH server on 127.0.0.2 (skipped where
+// none is installed), with its transport.
+func sshNode(t *testing.T, dir string) (Node, transport.Transport) {
+	if _, err := os.Stat(testsshd.Binary); err != nil {
+		t.Skipf("no OpenSSH server at %s", testsshd.Binary)
+	}
+	keys, err := testsshd.NewKeys(filepath.Join(t.TempDir(), "ssh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := keys.Start("n1", "127.0.0.2", filepath.Join(t.TempDir(), "sshd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	port, err := testsshd.FreePort("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Node{Name: "n1", InstallDir: dir, HivePort: port, SSH: transport.SSHConfig{
+		Host: srv.Addr, Port: srv.Port, User: keys.User, Identity: keys.ClientKey, KnownHosts: keys.KnownHosts}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tr, err := Dial(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return n, tr
+}
+
+// inodes maps each file of dir to its inode number and modification time: an
+// upload renames a new file into place, so a copied file gets a new pair (a
+// freed inode number may be reused, the time as well is not).
+func inodes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	names, err := digest.LibraryFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, name := range names {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[name] = fmt.Sprintf("%d@%d", fi.Sys().(*syscall.Stat_t).Ino, fi.ModTime().UnixNano())
+	}
+	return m
+}
+
+func appendByte(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeLibs(t *testing.T, dir string, files map[string]string) {
