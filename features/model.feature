@@ -71,3 +71,29 @@ Feature: generate and inspect GGUF models
     Then stdout matches "parameters:\s+1\.10B"
     And stdout matches "quantization:\s+Q4_0"
     And stdout matches "tensors:\s+201"
+
+  Scenario: any shard of a split model stands for the whole model
+    Given the preset "qwen3-tiny" written as a split model "q3" of 10 tensors a shard
+    And I run "rbee model synth --preset qwen3-tiny --out one.gguf"
+    When I run "rbee model inspect --sha256 q3-00002-of-00003.gguf"
+    Then the command succeeds
+    And stdout lists every shard of "q3-00001-of-00003.gguf" with its size and sha256
+    And stdout's "parameters" line is the one of "one.gguf"
+    And stdout's "tensor data" line is the one of "one.gguf"
+    And stdout's "tensors" line is the one of "one.gguf"
+    And stdout matches "architecture:\s+qwen3"
+    And stdout matches "context length:\s+4096"
+    When I run "rbee model inspect --json q3-00001-of-00003.gguf"
+    Then stdout is JSON with "tensor_count" equal to "25"
+    And stdout is JSON with "parameters" equal to "525184"
+
+  Scenario: inspecting a split model with a missing shard names the missing file
+    Given the preset "qwen3-tiny" written as a split model "q3" of 10 tensors a shard
+    And I run "rm q3-00003-of-00003.gguf"
+    When I run "rbee model inspect q3-00001-of-00003.gguf"
+    Then the exit code is 1
+    And stderr contains "shard 3 of 3 of q3-00001-of-00003.gguf is missing (q3-00003-of-00003.gguf)"
+    When I run "rm q3-00001-of-00003.gguf"
+    And I run "rbee model inspect q3-00002-of-00003.gguf"
+    Then the exit code is 1
+    And stderr contains "shard 1 of 3 of q3-00002-of-00003.gguf is missing (q3-00001-of-00003.gguf)"

@@ -2,15 +2,20 @@ package features
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/cucumber/godog"
+	"github.com/rbee-dev/rbee/digest"
+	"github.com/rbee-dev/rbee/gguf"
 )
 
 func init() { stepSets = append(stepSets, registerModelSteps) }
@@ -55,6 +60,45 @@ func registerModelSteps(sc *godog.ScenarioContext, w *world) {
 		matches, _ := filepath.Glob(filepath.Join(w.dir, "."+filepath.Base(name)+".*"))
 		if len(matches) > 0 {
 			return fmt.Errorf("temporary files left behind: %v", matches)
+		}
+		return nil
+	})
+	sc.Step(`^the preset "([^"]*)" written as a split model "([^"]*)" of (\d+) tensors a shard$`, func(preset, prefix string, n int) error {
+		p, err := gguf.LookupPreset(preset)
+		if err != nil {
+			return err
+		}
+		_, err = p.Writer(gguf.DefaultSeed).WriteSplit(context.Background(), path(prefix), n)
+		return err
+	})
+	sc.Step(`^stdout lists every shard of "([^"]*)" with its size and sha256$`, func(first string) error {
+		for i, p := range gguf.ShardPaths(path(first)) {
+			sum, size, err := digest.File(p)
+			if err != nil {
+				return err
+			}
+			want := fmt.Sprintf(`shard %d of \d+:\s+%s\s+\S+ \S+ \(%d bytes\)\s+sha256 %s`, i+1, regexp.QuoteMeta(filepath.Base(p)), size, sum)
+			if !regexp.MustCompile(want).MatchString(w.stdout) {
+				return fmt.Errorf("stdout has no line matching %q:\n%s", want, w.stdout)
+			}
+		}
+		return nil
+	})
+	sc.Step(`^stdout's "([^"]*)" line is the one of "([^"]*)"$`, func(key, file string) error {
+		out, err := exec.Command(rbeeBin, "model", "inspect", path(file)).Output()
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", file, err)
+		}
+		line := func(s string) string {
+			for _, l := range strings.Split(s, "\n") {
+				if strings.HasPrefix(l, key+":") {
+					return l
+				}
+			}
+			return ""
+		}
+		if got, want := line(w.stdout), line(string(out)); got == "" || got != want {
+			return fmt.Errorf("%s line %q, want %q as for %s", key, got, want, file)
 		}
 		return nil
 	})

@@ -58,6 +58,33 @@ func ShardPaths(path string) []string {
 	return out
 }
 
+// FirstShardPath is the first shard of the split model path is a shard of
+// (PREFIX-00001-of-0000N.gguf beside it), or path itself when it is not
+// named as a shard.
+func FirstShardPath(path string) string {
+	prefix, _, count, ok := ParseSplitPath(path)
+	if !ok {
+		return path
+	}
+	return SplitPath(prefix, 0, count)
+}
+
+// ReadAnyShard reads the whole model one of whose files is path: any shard
+// of a split model gives every shard, read from the first (see ReadSplit);
+// a file that is not a shard gives itself. llama.cpp loads only the first
+// shard's path, so the hive uses ReadSplit; this is for people inspecting.
+func ReadAnyShard(path string) ([]*File, error) {
+	first := FirstShardPath(path)
+	if first == path {
+		return ReadSplit(path)
+	}
+	if _, err := os.Stat(first); errors.Is(err, fs.ErrNotExist) {
+		_, _, count, _ := ParseSplitPath(path)
+		return nil, fmt.Errorf("shard 1 of %d of %s is missing (%s): download every shard", count, filepath.Base(path), filepath.Base(first))
+	}
+	return ReadSplit(first)
+}
+
 // ReadSplit reads the header of path and, when it is the first shard of a
 // split model, of every other shard beside it, checking that they belong
 // together. One file gives one header.

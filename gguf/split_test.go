@@ -68,3 +68,52 @@ func TestParseSplitPath(t *testing.T) {
 		}
 	}
 }
+
+func TestReadAnyShard(t *testing.T) {
+	p, err := LookupPreset("qwen3-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	paths, err := p.Writer(DefaultSeed).WriteSplit(context.Background(), filepath.Join(dir, "q3"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range paths {
+		files, err := ReadAnyShard(path)
+		if err != nil {
+			t.Fatalf("ReadAnyShard(%s): %v", filepath.Base(path), err)
+		}
+		if m := Merge(files); len(files) != 3 || len(m.Tensors) != 25 {
+			t.Errorf("ReadAnyShard(%s) = %d files, %d tensors", filepath.Base(path), len(files), len(m.Tensors))
+		}
+	}
+	tests := []struct {
+		remove, read, want string
+	}{
+		{"q3-00003-of-00003.gguf", "q3-00002-of-00003.gguf", "shard 3 of 3 of q3-00001-of-00003.gguf is missing (q3-00003-of-00003.gguf)"},
+		{"q3-00001-of-00003.gguf", "q3-00003-of-00003.gguf", "shard 1 of 3 of q3-00003-of-00003.gguf is missing (q3-00001-of-00003.gguf)"},
+	}
+	for _, tt := range tests {
+		if err := os.Remove(filepath.Join(dir, tt.remove)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadAnyShard(filepath.Join(dir, tt.read)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("without %s, ReadAnyShard(%s) = %v, want %q", tt.remove, tt.read, err, tt.want)
+		}
+	}
+}
+
+func TestFirstShardPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a/m-00002-of-00003.gguf", "a/m-00001-of-00003.gguf"},
+		{"m-00001-of-00002.gguf", "m-00001-of-00002.gguf"},
+		{"m.gguf", "m.gguf"},
+		{"m-00004-of-00003.gguf", "m-00004-of-00003.gguf"},
+	}
+	for _, tt := range tests {
+		if got := FirstShardPath(tt.in); got != tt.want {
+			t.Errorf("FirstShardPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

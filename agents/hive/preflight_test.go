@@ -57,6 +57,37 @@ func TestPreflightMemory(t *testing.T) {
 	}
 }
 
+// TestPreflightSplitModel estimates a model split in three shards from all
+// of them: the same weights and total as the model in one file.
+func TestPreflightSplitModel(t *testing.T) {
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.gguf")
+	if _, err := gguf.SynthFile(context.Background(), one, "qwen3-tiny", 1); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := gguf.LookupPreset("qwen3-tiny")
+	paths, err := p.Writer(1).WriteSplit(context.Background(), filepath.Join(dir, "q3"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 512, Slots: 1}
+	want, err := estimateWorker(cfg, hiveapi.Model{Name: "one", Path: one}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := estimateWorker(cfg, hiveapi.Model{Name: "q3", Path: paths[0]}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Weights != want.Weights || got.Total != want.Total || got.Weights < 2_000_000 {
+		t.Errorf("split estimate %+v, one file %+v", got, want)
+	}
+	os.Remove(paths[2])
+	if _, err := estimateWorker(cfg, hiveapi.Model{Name: "q3", Path: paths[0]}, ""); err == nil || !strings.Contains(err.Error(), filepath.Base(paths[2])) {
+		t.Errorf("a missing shard: %v", err)
+	}
+}
+
 func TestPreflightBackendsAndRAM(t *testing.T) {
 	model := hiveapi.Model{Name: "m", Path: "/nonexistent.gguf", Size: 1 << 30}
 	cpuOnly := hiveapi.Resources{Backends: []string{"cpu"}, RAMAvailable: 8 << 30}

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/rbee-dev/rbee/gguf"
 	"github.com/spf13/cobra"
@@ -73,60 +70,4 @@ func newModelSynthCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "output file (written atomically)")
 	cmd.Flags().Int64Var(&seed, "seed", gguf.DefaultSeed, "random seed for the weights")
 	return cmd
-}
-
-func newModelInspectCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use: "inspect FILE",
-		Example: `  rbee model inspect tiny.gguf
-  rbee model inspect tiny.gguf --json`,
-		Short: "Print a GGUF model's architecture, parameters, quantization and context length",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := gguf.ReadFile(args[0])
-			if err != nil {
-				return exitCode(1, fmt.Errorf("cannot inspect model: %w", err))
-			}
-			s := f.Summary()
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(s)
-			}
-			printSummary(cmd.OutOrStdout(), args[0], s)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	return cmd
-}
-
-func printSummary(out io.Writer, path string, s gguf.Summary) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	orNone := func(v string) string {
-		if v == "" {
-			return "(unknown)"
-		}
-		return v
-	}
-	fmt.Fprintf(tw, "file:\t%s\n", path)
-	fmt.Fprintf(tw, "name:\t%s\n", orNone(s.Name))
-	fmt.Fprintf(tw, "architecture:\t%s\n", orNone(s.Architecture))
-	fmt.Fprintf(tw, "parameters:\t%s (%d)\n", gguf.FormatParameters(s.Parameters), s.Parameters)
-	fmt.Fprintf(tw, "quantization:\t%s\n", orNone(s.Quantization))
-	ctx := "(unknown)"
-	if s.ContextLength > 0 {
-		ctx = fmt.Sprint(s.ContextLength)
-	}
-	fmt.Fprintf(tw, "context length:\t%s\n", ctx)
-	fmt.Fprintf(tw, "size:\t%s (%d bytes)\n", gguf.FormatBytes(s.Size), s.Size)
-	fmt.Fprintf(tw, "tensors:\t%d\n", s.TensorCount)
-	tmpl := "no"
-	if s.HasChatTemplate {
-		tmpl = "yes"
-	}
-	fmt.Fprintf(tw, "chat template:\t%s\n", tmpl)
-	tw.Flush()
 }

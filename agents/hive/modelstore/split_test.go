@@ -27,6 +27,9 @@ func TestProvisionSplitModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := gguf.SynthFile(context.Background(), filepath.Join(src, "one.gguf"), "qwen3-tiny", 1); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	asked := map[string]int{}
 	cut := true
@@ -65,6 +68,13 @@ func TestProvisionSplitModel(t *testing.T) {
 	for _, p := range paths {
 		fi, _ := os.Stat(p)
 		total += fi.Size()
+	}
+	whole, err := gguf.ReadFile(filepath.Join(src, "one.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sm := whole.Summary(); m.Parameters != sm.Parameters || m.Metadata.TensorBytes != whole.Metadata().TensorBytes {
+		t.Errorf("catalogued %d parameters, %d tensor bytes; the model in one file has %d, %d", m.Parameters, m.Metadata.TensorBytes, sm.Parameters, whole.Metadata().TensorBytes)
 	}
 	if len(m.Shards) != 3 || m.Size != total || m.Metadata == nil || m.Metadata.Shards != 3 || m.Metadata.KeyLength != 64 {
 		t.Fatalf("catalog entry %+v (metadata %+v)", m, m.Metadata)
