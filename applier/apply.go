@@ -421,6 +421,7 @@ func (e *executor) startWorker(ctx context.Context, cl *hiveapi.Client, c *plann
 	rec := *after
 	rec.ID, rec.URL, rec.PID, rec.Restarts = id, st.URL, st.PID, st.Restarts
 	rec.State = workerState(st.State)
+	setRuntime(&rec, st)
 	if rec.Port == 0 {
 		rec.Port = st.Port
 	}

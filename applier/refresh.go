@@ -143,6 +143,7 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 	n.LastContact = now
 	n.Warnings = nil
 	n.HiveVersion = st.Version
+	n.CPUVariant = st.Resources.CPUVariant
 	if st.BinarySHA256 != "" {
 		// A different checksum than the one apply installed means the binary was
 		// replaced: the planner compares against the configured binary.
@@ -189,9 +190,18 @@ func Merge(snap *state.Snapshot, node string, l Live, now time.Time) {
 		w.ID = id
 		w.State = workerState(lw.State)
 		w.PID, w.URL, w.Restarts = lw.PID, lw.URL, lw.Restarts
+		setRuntime(w, lw)
 		if lw.Port != 0 {
 			w.Port = lw.Port // a restarted worker may listen elsewhere
 		}
+	}
+}
+
+// setRuntime records what the hive says worker w computes with; a worker
+// that has not been ready since it (re)started keeps what was recorded.
+func setRuntime(w *state.WorkerRecord, st hiveapi.WorkerStatus) {
+	if st.Runtime.Backend != "" {
+		w.CPUVariant, w.OffloadedLayers = st.Runtime.CPUVariant, st.Runtime.OffloadedLayers
 	}
 }
 

@@ -55,6 +55,26 @@ Feature: apply makes two SSH machines match the file
     Then the command succeeds
     And stdout contains "Apply complete! 0 added, 0 changed, 0 destroyed."
 
+  Scenario: state list shows what each node and worker computes with
+    Given the ggml library folder beside the rbee binary
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee state list"
+    Then stdout contains "backend cpu, cpu_variant ${CPU_VARIANT}, ctx_size 256"
+    # The node's CPU library comes from its hive's resources, which a refresh reads.
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    When I run "rbee state list"
+    Then stdout contains "install_dir ${N1_DIR}, hive "
+    # The node's line ends with it.
+    And stdout contains "cpu_variant ${CPU_VARIANT}\n"
+    When I run "rbee state list -json"
+    Then the command succeeds
+    And the state list JSON of "worker.chat[n1/0]" has "record.backend" equal to "cpu"
+    And the state list JSON of "worker.chat[n2/0]" has "record.cpu_variant" equal to "${CPU_VARIANT}"
+    And the state list JSON of "node.n1" has "record.cpu_variant" equal to "${CPU_VARIANT}"
+    And the state list JSON of "node.n2" has "status" equal to "ready"
+
   Scenario: add a replica, then remove the pool
     When I run "rbee apply -auto-approve"
     Then the command succeeds

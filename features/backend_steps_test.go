@@ -4,10 +4,12 @@ package features
 // the binary under test, and folders limited to some CPU variants.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cucumber/godog"
 
@@ -46,6 +48,28 @@ func registerBackendSteps(sc *godog.ScenarioContext, w *world) {
 			return fmt.Errorf("this CPU has AVX-512, but the worker computes with %q; is an AVX-512 library (skylakex, icelake) in %s?", name, binaryLibraryDir())
 		}
 		return nil
+	})
+	// rbee state list -json: one object per resource; the one of address
+	// has path (dotted, from the object) equal to want.
+	sc.Step(`^the state list JSON of "([^"]*)" has "([^"]*)" equal to "([^"]*)"$`, func(addr, path, want string) error {
+		for _, line := range strings.Split(strings.TrimSpace(w.stdout), "\n") {
+			var doc map[string]any
+			if err := json.Unmarshal([]byte(line), &doc); err != nil {
+				return fmt.Errorf("a line of stdout is not JSON: %v: %s", err, line)
+			}
+			if doc["address"] != addr {
+				continue
+			}
+			v, err := jsonPath(doc, path)
+			if err != nil {
+				return fmt.Errorf("%v in %s", err, line)
+			}
+			if got := fmt.Sprint(v); got != w.expand(want) {
+				return fmt.Errorf("%s of %s = %s, want %s", path, addr, got, w.expand(want))
+			}
+			return nil
+		}
+		return fmt.Errorf("no object with address %q in stdout:\n%s", addr, tail(w.stdout, 20))
 	})
 	sc.Step(`^a library folder "([^"]*)" holding only the "([^"]*)" CPU library$`, func(rel, variant string) error {
 		dst := filepath.Join(w.dir, rel)

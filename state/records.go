@@ -78,6 +78,9 @@ type NodeRecord struct {
 	Status                NodeStatus        `json:"status,omitempty"`
 	LastContact           time.Time         `json:"last_contact,omitzero"`
 	Warnings              []string          `json:"warnings,omitempty"`
+	// CPUVariant is the ggml CPU library the node's workers load, as its
+	// hive last reported (refresh).
+	CPUVariant string `json:"cpu_variant,omitempty"`
 }
 
 // Addr is node.<name>.
@@ -122,6 +125,12 @@ type WorkerRecord struct {
 	SLO       SLO       `json:"slo,omitzero"`    // the pool's slo block; zero: none, and no canary runs
 	Canary    Canary    `json:"canary,omitzero"` // what refresh's canary last measured
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+
+	// CPUVariant and OffloadedLayers are what the worker reported it
+	// computes with (the ggml CPU library, the layers on its GPU) when it
+	// last became ready; Backend and Device are the pool's.
+	CPUVariant      string `json:"cpu_variant,omitempty"`
+	OffloadedLayers int    `json:"offloaded_layers,omitempty"`
 }
 
 // SLO is what a worker's canary must measure (config.SLO, as recorded).

@@ -282,6 +282,7 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 		st.PID, st.Port, st.URL, st.State = cmd.Process.Pid, port, url, hiveapi.StateLoading
 		st.StartedAt = time.Now().UTC()
 		st.SlotsFree = 0
+		st.Runtime = workerapi.Runtime{}
 	})
 	s.h.log.Info("worker started", "worker", s.id, "pid", cmd.Process.Pid, "port", port, "model", m.Name)
 	exited := make(chan error, 1)
@@ -339,6 +340,7 @@ func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{},
 			loadDeadline.Stop()
 			s.update(func(st *hiveapi.WorkerStatus) {
 				st.State, st.SlotsTotal, st.SlotsFree, st.LastError = r.State, r.SlotsTotal, r.SlotsFree, ""
+				st.Runtime = r.Runtime
 			})
 			if idleTimeout > 0 {
 				if r.State == workerapi.StateIdle && r.SlotsFree == r.SlotsTotal {

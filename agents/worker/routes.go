@@ -47,7 +47,7 @@ func (s *Server) readiness() workerapi.Ready {
 		r.SlotsTotal, r.SlotsFree = eng.Slots()
 		r.CtxSize = eng.Info().CtxSize
 		r.ChatTemplate = eng.Info().ChatTemplate
-		r.Backend, r.CPUVariant = eng.Info().Backend.Name, eng.Info().Backend.CPUVariant
+		r.Runtime = workerapi.Runtime{Backend: eng.Info().Backend.Name, CPUVariant: eng.Info().Backend.CPUVariant}
 		r.Ready = true
 		r.State = workerapi.StateIdle
 		if r.SlotsFree < r.SlotsTotal {

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"text/tabwriter"
-	"time"
 
-	"github.com/rbee-dev/rbee/config"
 	"github.com/rbee-dev/rbee/operation"
 	"github.com/rbee-dev/rbee/planner"
 	"github.com/rbee-dev/rbee/state"
@@ -32,37 +29,6 @@ workers. Addresses: node.NAME, model.NAME@NODE, worker.POOL[NODE/INDEX].`,
 	cmd.AddCommand(newStateListCmd(), newStateShowCmd(), newStateRmCmd(), newStateRestoreCmd(), newStateUnlockCmd(), newStateHistoryCmd())
 	cmd.AddCommand(newStateMigrateCmd())
 	return cmd
-}
-
-func newStateListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "list",
-		Example: `  rbee state list
-  rbee state list --config demo/rbee.hcl`,
-		Short: "List the resources in the state with their status",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, snap, err := openSnapshot(cmd)
-			if err != nil {
-				return err
-			}
-			if l, err := st.CurrentLock(cmd.Context()); err == nil && l != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Note: the state is locked by %s\n", l)
-			}
-			if snap.Len() == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "The state in %s is empty: nothing has been applied yet.\n", describeState(st))
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ADDRESS\tSTATUS\tDETAILS")
-			for _, a := range snap.Addrs() {
-				rec, _ := snap.Get(a)
-				status, details := describe(rec)
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", a, dash(status), details)
-			}
-			return tw.Flush()
-		},
-	}
 }
 
 func newStateShowCmd() *cobra.Command {
@@ -211,35 +177,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// describe gives a record's status and a one-line summary for state list.
-func describe(rec state.Record) (string, string) {
-	ago := func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return time.Since(t).Round(time.Second).String() + " ago"
-	}
-	switch r := rec.(type) {
-	case *state.NodeRecord:
-		where := "this machine"
-		if r.Connection == config.ConnectionSSH {
-			where = r.Host
-		}
-		ver := r.HiveVersion
-		if ver == "" {
-			ver = "unknown"
-		}
-		return string(r.Status), fmt.Sprintf("%s, last contact %s, install_dir %s, hive %s", where, ago(r.LastContact), r.InstallDir, ver)
-	case *state.ModelRecord:
-		sum := r.ActualSHA256
-		if len(sum) > 12 {
-			sum = sum[:12] + "…"
-		}
-		return string(r.Status), fmt.Sprintf("%s, %d bytes, sha256 %s", r.Source, r.Size, dash(sum))
-	case *state.WorkerRecord:
-		return string(r.State), fmt.Sprintf("%s, %s, %s, ctx_size %d, %d slots, restarts %d", r.Model, dash(r.URL), r.Backend, r.CtxSize, r.Slots, r.Restarts)
-	}
-	return "", ""
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/gguf"
 	"github.com/rbee-dev/rbee/spec"
 )
@@ -231,6 +232,9 @@ type WorkerStatus struct {
 	SlotsTotal int          `json:"slots_total"`
 	SlotsFree  int          `json:"slots_free"`
 	Config     WorkerConfig `json:"config"`
+	// Runtime is what the worker reported it computes with when it last
+	// became ready (backend, CPU library, GPU and offloaded layers).
+	Runtime workerapi.Runtime `json:"runtime,omitzero"`
 }
 
 // GPU is one accelerator visible on the node.

@@ -73,8 +73,19 @@ type Ready struct {
 	ChatTemplate string  `json:"chat_template,omitempty"` // the chat template in use, once loaded
 	WorkerID     string  `json:"worker_id,omitempty"`
 	Model        string  `json:"model,omitempty"`
-	Backend      string  `json:"backend,omitempty"`     // once loaded: cpu
-	CPUVariant   string  `json:"cpu_variant,omitempty"` // once loaded: the ggml CPU library in use (icelake, haswell, builtin-x86-64-v3, …)
+	Runtime              // once loaded: what the worker computes with
+}
+
+// Runtime is what a loaded worker computes with, as it reports it in
+// /v1/ready (its fields inline there) and the hive passes on per worker.
+type Runtime struct {
+	Backend    string `json:"backend,omitempty"`     // cpu | cuda
+	CPUVariant string `json:"cpu_variant,omitempty"` // the ggml CPU library in use (icelake, haswell, builtin-x86-64-v3, …)
+	// Device is the GPU the model's offloaded layers are on (cuda); 0 on the CPU.
+	Device int `json:"device"`
+	// OffloadedLayers counts the model's layers held and computed on the
+	// GPU (the output layer counts as one); 0 on the CPU.
+	OffloadedLayers int `json:"offloaded_layers"`
 }
 
 // ModelList is the body of GET /v1/models, in OpenAI's list shape.
