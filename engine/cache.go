@@ -2,8 +2,8 @@ package engine
 
 // The prompt cache: a slot keeps the tokens and KV cells of its last request
 // when it ends. A new request takes the free slot whose cached tokens share
-// the longest prefix with its prompt, drops the cells past that prefix and
-// feeds only the rest of the prompt.
+// the longest prefix with its prompt (see pickSlot), drops the cells past
+// that prefix and feeds only the rest of the prompt.
 
 // commonPrefix is how many leading tokens a and b share.
 func commonPrefix(a, b []int) int {
@@ -18,34 +18,46 @@ func commonPrefix(a, b []int) int {
 
 // pickSlot chooses a free slot for prompt; e.mu is held and a slot is free.
 // It returns the index in e.free and how many prompt tokens the slot's KV
-// cells already hold. The longest shared prefix wins, ties going to the
-// lowest slot; when no slot shares more than the first token (the BOS every
-// prompt starts with), an empty slot is taken before one whose cache would
-// be thrown away. At least the last prompt token is always decoded again, so
-// that there are logits to sample from.
+// cells already hold. The slot sharing the longest prefix wins when that
+// prefix is at least half of the prompt (a chat's next turn); otherwise
+// (a new conversation, or one sharing only a preamble) the request takes an
+// empty slot, else the least recently used free one, so that it does not
+// throw away the cache of a conversation that is only between turns, and it
+// still reuses whatever prefix that slot shares. Ties go to the lowest slot.
+// At least the last prompt token is always decoded again, so that there are
+// logits to sample from.
 func (e *Engine) pickSlot(prompt []int, useCache bool) (index, reuse int) {
+	shared := func(id int) int {
+		if !useCache {
+			return 0
+		}
+		return commonPrefix(e.cached[id], prompt)
+	}
 	index, reuse = -1, 0
 	for j, id := range e.free {
-		n := 0
-		if useCache {
-			n = commonPrefix(e.cached[id], prompt)
-		}
-		if index < 0 || n > reuse || (n == reuse && id < e.free[index]) {
+		if n := shared(id); index < 0 || n > reuse || (n == reuse && id < e.free[index]) {
 			index, reuse = j, n
 		}
 	}
-	if reuse <= 1 {
-		empty := -1
+	if 2*reuse < len(prompt) {
+		index = 0
 		for j, id := range e.free {
-			if len(e.cached[id]) == 0 && (empty < 0 || id < e.free[empty]) {
-				empty = j
+			if old := e.free[index]; e.age(id) < e.age(old) || (e.age(id) == e.age(old) && id < old) {
+				index = j
 			}
 		}
-		if empty >= 0 && empty != index {
-			index, reuse = empty, 0
-		}
+		reuse = shared(e.free[index])
 	}
 	return index, min(reuse, len(prompt)-1)
+}
+
+// age orders slots for eviction: an empty slot first, then by when its last
+// request ended, oldest first. e.mu is held.
+func (e *Engine) age(id int) uint64 {
+	if len(e.cached[id]) == 0 {
+		return 0
+	}
+	return e.used[id]
 }
 
 // reuseCache drops the KV cells of s's slot past the prefix it reuses (all of

@@ -177,3 +177,30 @@ func TestPromptCacheSlotChoice(t *testing.T) {
 		t.Errorf("the request without the cache left %d tokens cached in slot 0", st.CachedTokens)
 	}
 }
+
+// A new conversation that shares only a short preamble with the cached ones
+// takes the least recently used slot, not the lowest: the conversation that
+// ended last is between turns and keeps its cache for its next turn.
+func TestPromptCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	e := load(t, Options{Slots: 2, CtxSize: 256})
+	pre := "Story time. "
+	a := tokens(t, e, pre+"the cat sat on the mat and looked out of the window at the rain", true)
+	b := tokens(t, e, pre+"a dog ran across the field chasing a bright yellow ball all day", true)
+	c := tokens(t, e, pre+"zebra xylophone quantum", true)
+	ctx := context.Background()
+	sa, err := e.Start(ctx, Request{Prompt: a, MaxTokens: 200, Sampling: greedy(), IgnoreEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sa.C
+	run(t, e, ctx, Request{Prompt: b, MaxTokens: 1, Sampling: greedy()}) // slot 1 holds b, ended first
+	for range sa.C {                                                     // a runs to its end in slot 0, later
+	}
+	if _, st := run(t, e, ctx, Request{Prompt: c, MaxTokens: 1, Sampling: greedy()}); st.CachedTokens == 0 {
+		t.Errorf("the new conversation reused none of the preamble it shares")
+	}
+	next := append(slices.Clone(a), tokens(t, e, " and then", false)...)
+	if _, st := run(t, e, ctx, Request{Prompt: next, MaxTokens: 1, Sampling: greedy()}); st.CachedTokens < len(a)-1 {
+		t.Errorf("a's next turn reused %d tokens, want at least %d: the new conversation took the slot a had just left", st.CachedTokens, len(a)-1)
+	}
+}

@@ -70,9 +70,11 @@ type Engine struct {
 	exclusive chan func()   // work that runs between steps (benchmarks, embeddings)
 	quit      chan struct{} // closed by Close
 	done      chan struct{} // closed when the scheduler has exited
-	mu        sync.Mutex    // guards free, cached and closed
+	mu        sync.Mutex    // guards free, cached, used, ticks and closed
 	free      []int         // free slot (sequence) ids
 	cached    [][]int       // per slot: the tokens its KV cells hold
+	used      []uint64      // per slot: the tick its last request ended at
+	ticks     uint64        // requests ended so far
 	closed    bool
 	closeOnce sync.Once
 }
@@ -163,6 +165,7 @@ func newEngine(opts Options, model *llama.Model, lc *llama.Context, batch *llama
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		cached:    make([][]int, opts.Slots),
+		used:      make([]uint64, opts.Slots),
 		pooling:   poolingType(lc),
 	}
 	e.pieces.init(model)
@@ -239,6 +242,8 @@ func (e *Engine) release(id int, cached []int) {
 	e.mu.Lock()
 	e.free = append(e.free, id)
 	e.cached[id] = cached
+	e.ticks++
+	e.used[id] = e.ticks
 	e.mu.Unlock()
 }
 
