@@ -39,6 +39,14 @@ build: deps
     scripts/ggml-libs.sh bin/lib/ollama
     go build -ldflags "{{ldflags}}" -o bin/rbee ./cmd/rbee
 
+# Add bin/lib/ollama/libggml-cuda.so, ggml's CUDA backend, for pools with
+# backend = "cuda" (scripts/ggml-cuda.sh). Needs nvcc (the CUDA toolkit);
+# CUDA_ARCHITECTURES="90" (H100) or "80;90" limits what it compiles for
+# (default: this machine's GPUs). Without nvcc it stops with a message and the
+# CPU build stays as it is.
+build-cuda: build
+    scripts/ggml-cuda.sh bin/lib/ollama
+
 # Run unit tests, the Gherkin features against bin/rbee, then each fuzz target for a bounded time.
 test: build
     go vet ./...

@@ -458,7 +458,7 @@ func workerConfig(w *state.WorkerRecord) hiveapi.WorkerConfig {
 		return d.String()
 	}
 	return hiveapi.WorkerConfig{Model: w.Model, Pool: w.Pool, Port: w.Port, Slots: w.Slots, CtxSize: w.CtxSize,
-		Threads: w.Threads, Backend: w.Backend, Device: w.Device, FlashAttn: w.FlashAttn,
+		Threads: w.Threads, Backend: w.Backend, Device: w.Device, GPULayers: w.GPULayers, FlashAttn: w.FlashAttn,
 		KVCacheType: w.KVCacheType, ChatTemplate: w.ChatTemplate, Embeddings: w.Embeddings,
 		IdleTimeout: duration(w.IdleTimeout), LoadTimeout: duration(w.LoadTimeout), DrainTimeout: duration(w.DrainTimeout)}
 }

@@ -375,6 +375,9 @@ func TestPoolLimits(t *testing.T) {
 		{"device = 1", "backend is cpu, which has only device 0"},
 		{"backend = \"cuda\"\n  device = 63", ""},
 		{"backend = \"cuda\"\n  device = 64", "Invalid device"},
+		{"backend = \"cuda\"\n  gpu_layers = 20", ""},
+		{"backend = \"cuda\"\n  gpu_layers = -1", "Invalid gpu_layers"},
+		{"gpu_layers = 20", "gpu_layers needs a GPU backend"},
 	} {
 		t.Run(tc.attr, func(t *testing.T) {
 			_, diags := parse(t, pool(tc.attr), LoadOptions{})

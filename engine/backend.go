@@ -59,7 +59,8 @@ import (
 
 // Backend is what llama.cpp computes with in this process.
 type Backend struct {
-	// Name is the rbee backend: "cpu".
+	// Name is the rbee backend: "cpu", or "cuda" for an engine whose layers
+	// are on a GPU (its CPU kernels still run the rest).
 	Name string `json:"backend"`
 	// CPUVariant is the ggml CPU library in use ("icelake", "haswell", …),
 	// or cpu.BuiltinVariant() for the kernels compiled into the binary.
@@ -69,6 +70,11 @@ type Backend struct {
 	// Features are the CPU features those kernels were compiled for
 	// ("AVX2", "AVX512", …), as ggml names them.
 	Features []string `json:"cpu_backend_features"`
+	// Device and OffloadedLayers are, for an engine on "cuda", the CUDA
+	// device its layers are on and how many (the output layer counts as
+	// one); 0 on the CPU.
+	Device          int `json:"device"`
+	OffloadedLayers int `json:"offloaded_layers"`
 }
 
 var (

@@ -137,12 +137,14 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 // loadModel loads the file with llama.cpp, returning llama.cpp's reason when
 // it refuses the file.
 func loadModel(path string, opts Options) (*llama.Model, error) {
-	mp := llama.ModelParams{UseMmap: true, Progress: opts.Progress}
+	mp, err := opts.modelParams()
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrLoad, path, err)
+	}
 	if mp.Progress == nil {
 		mp.Progress = func(float32) {}
 	}
 	var model *llama.Model
-	var err error
 	errs := captureErrors(func() { model, err = llama.LoadModelFromFile(path, mp) })
 	if err == nil {
 		return model, nil
@@ -195,7 +197,7 @@ func (e *Engine) describe(path string, fileBytes int64) Info {
 		KVCacheType:    e.opts.KVCacheType,
 		Embeddings:     e.opts.Embeddings,
 		ChatTemplate:   shown,
-		Backend:        CurrentBackend(),
+		Backend:        e.backend(),
 	}
 }
 

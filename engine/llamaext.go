@@ -25,6 +25,7 @@ void common_sampler_cfree(struct common_sampler * sampler);
 const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
 int32_t llama_token_to_piece(const struct llama_vocab * vocab, int32_t token, char * buf, int32_t length, int32_t lstrip, bool special);
 int32_t llama_model_n_ctx_train(const struct llama_model * model);
+int32_t llama_model_n_layer(const struct llama_model * model);
 void llama_set_embeddings(struct llama_context * ctx, bool embeddings);
 int llama_pooling_type(const struct llama_context * ctx);
 int32_t llama_chat_builtin_templates(const char ** output, size_t len);
@@ -76,6 +77,9 @@ func tokenText(m *llama.Model, tok int) string {
 func trainedContext(m *llama.Model) int {
 	return int(C.llama_model_n_ctx_train(cModel(m)))
 }
+
+// layerCount is the number of repeating layers of the model.
+func layerCount(m *llama.Model) int { return int(C.llama_model_n_layer(cModel(m))) }
 
 // setEmbeddings turns the extraction of embeddings on or off.
 func setEmbeddings(lc *llama.Context, on bool) {

@@ -29,7 +29,24 @@ type Options struct {
 	// Embeddings prepares the context for Embed, pooling as the GGUF file
 	// says (mean over the tokens when it says nothing).
 	Embeddings bool
+
+	// Backend is what the model's layers compute on: BackendCPU (default)
+	// or BackendCUDA, which needs ggml's CUDA library in the library folder
+	// and a CUDA device; without them Load fails rather than run on the CPU.
+	Backend string
+	// Device is the CUDA device (0, 1, … among the CUDA devices ggml sees)
+	// of BackendCUDA.
+	Device int
+	// GPULayers is how many layers BackendCUDA offloads (llama.cpp takes
+	// the last ones); 0 offloads all of them.
+	GPULayers int
 }
+
+// Backends Options.Backend accepts.
+const (
+	BackendCPU  = spec.BackendCPU
+	BackendCUDA = spec.BackendCUDA
+)
 
 // KVCacheTypes are the values Options.KVCacheType accepts.
 var KVCacheTypes = spec.KVCacheTypes
@@ -60,6 +77,16 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	default:
 		return o, fmt.Errorf("kv cache type %q is not supported; use f16, q8_0 or q4_0", o.KVCacheType)
+	}
+	switch o.Backend {
+	case "":
+		o.Backend = BackendCPU
+	case BackendCPU, BackendCUDA:
+	default:
+		return o, fmt.Errorf("backend %q is not supported; use cpu or cuda", o.Backend)
+	}
+	if o.Device < 0 || o.GPULayers < 0 {
+		return o, fmt.Errorf("device %d and gpu layers %d must not be negative (gpu layers 0 = all)", o.Device, o.GPULayers)
 	}
 	if err := checkTemplateName(o.ChatTemplate); err != nil {
 		return o, err

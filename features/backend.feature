@@ -14,6 +14,7 @@ Feature: ggml CPU backends load from the library folder beside the binary
     When I GET "/v1/ready" from the worker
     Then the response JSON "backend" is "cpu"
     And the response JSON "cpu_variant" is "${CPU_VARIANT}"
+    And the response JSON "offloaded_layers" is 0
     And the CPU variant "${CPU_VARIANT}" uses AVX-512 when this CPU has it
     And the output of the worker contains "backend=cpu cpu_variant="
 

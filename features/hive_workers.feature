@@ -158,7 +158,7 @@ Feature: The hive runs and supervises workers
       | body                                                        | status | code                | text                          |
       | {"model": "tiny", "ctx_size": 1048576, "slots": 64}         | 507    | INSUFFICIENT_RAM    | available_bytes               |
       | {"model": "tiny", "backend": "metal"}                       | 400    | BACKEND_UNAVAILABLE | available: cpu                |
-      | {"model": "tiny", "backend": "cuda"}                        | 400    | BACKEND_UNAVAILABLE | carries no cuda backend       |
+      | {"model": "tiny", "backend": "cuda"}                        | 400    | BACKEND_UNAVAILABLE | no NVIDIA GPU is listed       |
       | {"model": "tiny", "drain_timeout": "later"}                 | 400    | INVALID_FIELD       | drain_timeout                 |
       | {"model": "tiny", "backend": "cpu", "device": 2}            | 400    | DEVICE_NOT_FOUND    | device 2 does not exist       |
       | {"model": "nope"}                                           | 404    | MODEL_NOT_FOUND     | provision it first            |

@@ -22,6 +22,7 @@ import (
 type Worker struct {
 	Backend   string `json:"backend" change:"replace"`
 	Device    int    `json:"device" change:"replace"`
+	GPULayers int    `json:"gpu_layers,omitempty" change:"replace"` // layers a GPU worker offloads (the last ones); 0: all
 	CtxSize   int    `json:"ctx_size" change:"replace"`
 	Slots     int    `json:"slots" change:"replace"`
 	Threads   int    `json:"threads" change:"replace"`

@@ -39,17 +39,12 @@ func memoryText(mem gguf.Memory, cfg hiveapi.WorkerConfig) string {
 // backend and device exist, the CPU runs this binary, and memory suffices.
 // It never substitutes another backend.
 func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources) error {
-	if !slices.Contains(builtBackends, cfg.Backend) {
-		return api.Errorf(http.StatusBadRequest, "BACKEND_UNAVAILABLE",
-			"backend %q is not available on this node: this rbee binary carries no %s backend (available: %s), and rbee never runs a %s pool on the CPU instead; set the pool's backend to \"cpu\"",
-			cfg.Backend, cfg.Backend, strings.Join(res.Backends, ", "), cfg.Backend).
-			WithDetails(map[string]any{"backend": cfg.Backend, "available": res.Backends, "built": builtBackends})
-	}
 	if !slices.Contains(res.Backends, cfg.Backend) {
+		missing := backendMissing(cfg.Backend, res)
 		return api.Errorf(http.StatusBadRequest, "BACKEND_UNAVAILABLE",
-			"backend %q is not available on this node; available: %s (rbee never falls back to another backend: change the pool's backend or its nodes)",
-			cfg.Backend, strings.Join(res.Backends, ", ")).
-			WithDetails(map[string]any{"backend": cfg.Backend, "available": res.Backends})
+			"backend %q is not available on this node: %s; available: %s, and rbee never runs a %s pool on the CPU instead (change the pool's backend or its nodes)",
+			cfg.Backend, strings.Join(missing, ", and "), strings.Join(res.Backends, ", "), cfg.Backend).
+			WithDetails(map[string]any{"backend": cfg.Backend, "available": res.Backends, "missing": missing})
 	}
 	var gpu *hiveapi.GPU
 	if cfg.Backend == hiveapi.BackendCPU {
@@ -103,6 +98,25 @@ func preflight(cfg hiveapi.WorkerConfig, m hiveapi.Model, res hiveapi.Resources)
 	return nil
 }
 
+// backendMissing says what the node lacks for backend, which it does not
+// offer: for cuda, an NVIDIA GPU and/or the CUDA library.
+func backendMissing(backend string, res hiveapi.Resources) []string {
+	if backend != hiveapi.BackendCUDA {
+		return []string{fmt.Sprintf("this rbee binary carries no %s backend", backend)}
+	}
+	var out []string
+	if !slices.ContainsFunc(res.GPUs, func(g hiveapi.GPU) bool { return g.Backend == hiveapi.BackendCUDA }) {
+		out = append(out, "no NVIDIA GPU is listed (nvidia-smi finds none)")
+	}
+	if res.CUDALibrary == "" {
+		out = append(out, fmt.Sprintf("the CUDA library %s is not in the library folder %s beside the rbee binary (build it with `just build-cuda` on a machine with nvcc, then apply again)", cudaLibraryName, cpu.LibraryFolder))
+	}
+	if len(out) == 0 {
+		out = append(out, "the hive does not offer it")
+	}
+	return out
+}
+
 // validateWorker checks a worker id and config (already normalized).
 func validateWorker(id string, c hiveapi.WorkerConfig) error {
 	bad := func(field, format string, args ...any) error {
@@ -129,6 +143,10 @@ func validateWorker(id string, c hiveapi.WorkerConfig) error {
 		return bad("threads", "%d is outside 0..1024 (0 = automatic)", c.Threads)
 	case c.Device < 0 || c.Device > hiveapi.MaxDevice:
 		return bad("device", "%d is outside 0..%d", c.Device, hiveapi.MaxDevice)
+	case c.GPULayers < 0:
+		return bad("gpu_layers", "%d is negative (0 = every layer on the GPU)", c.GPULayers)
+	case c.GPULayers != 0 && c.Backend == hiveapi.BackendCPU:
+		return bad("gpu_layers", "%d needs a GPU backend; a cpu worker offloads nothing", c.GPULayers)
 	case c.Port != 0 && (c.Port < workerapi.MinPort || c.Port > workerapi.MaxPort):
 		return bad("port", "%d is outside %d..%d (0 = the hive picks one)", c.Port, workerapi.MinPort, workerapi.MaxPort)
 	}

@@ -91,8 +91,6 @@ func TestPreflightSplitModel(t *testing.T) {
 func TestPreflightBackendsAndRAM(t *testing.T) {
 	model := hiveapi.Model{Name: "m", Path: "/nonexistent.gguf", Size: 1 << 30}
 	cpuOnly := hiveapi.Resources{Backends: []string{"cpu"}, RAMAvailable: 8 << 30}
-	withGPU := hiveapi.Resources{Backends: []string{"cpu", "cuda"}, RAMAvailable: 8 << 30,
-		GPUs: []hiveapi.GPU{{Index: 0, Backend: "cuda", VRAMFree: 1 << 30}}}
 	tests := []struct {
 		name     string
 		cfg      hiveapi.WorkerConfig
@@ -100,9 +98,7 @@ func TestPreflightBackendsAndRAM(t *testing.T) {
 		wantCode string
 		wantText string
 	}{
-		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "carries no cuda backend"},
-		{"cuda with a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, withGPU, "BACKEND_UNAVAILABLE", "never runs a cuda pool on the CPU"},
-		{"metal on this node", hiveapi.WorkerConfig{Backend: "metal"}, withGPU, "BACKEND_UNAVAILABLE", "carries no metal backend"},
+		{"metal on this node", hiveapi.WorkerConfig{Backend: "metal"}, cpuOnly, "BACKEND_UNAVAILABLE", "carries no metal backend"},
 		{"cpu device 1", hiveapi.WorkerConfig{Backend: "cpu", Device: 1}, cpuOnly, "DEVICE_NOT_FOUND", "device 0"},
 		{"unreadable model", hiveapi.WorkerConfig{Backend: "cpu", CtxSize: 2048, Slots: 1}, cpuOnly, "INVALID_MODEL", "cannot be read"},
 	}
@@ -117,34 +113,71 @@ func TestPreflightBackendsAndRAM(t *testing.T) {
 	}
 }
 
-// TestPreflightGPUBackendOnceBuilt checks the GPU rules that apply once a
-// binary carries a GPU backend (none does yet, so the list is widened here).
-func TestPreflightGPUBackendOnceBuilt(t *testing.T) {
-	saved := builtBackends
-	builtBackends = []string{"cpu", "cuda"}
-	defer func() { builtBackends = saved }()
+// TestPreflightCUDADecision is the decision table for backend = "cuda":
+// the hive offers it only with an NVIDIA GPU listed AND the CUDA library in
+// the library folder, and its refusal names what is missing. With both, the
+// device and VRAM rules apply and an unreadable model is the next refusal
+// (the backend was accepted).
+func TestPreflightCUDADecision(t *testing.T) {
 	model := hiveapi.Model{Name: "m", Path: "/nonexistent.gguf", Size: 1 << 30}
-	cpuOnly := hiveapi.Resources{Backends: []string{"cpu"}}
-	withGPU := hiveapi.Resources{Backends: backends([]hiveapi.GPU{{Index: 0, Backend: "cuda"}}),
-		GPUs: []hiveapi.GPU{{Index: 0, Backend: "cuda", VRAMFree: 1 << 30}}}
+	gpu := []hiveapi.GPU{{Index: 0, Backend: "cuda", VRAMFree: 1 << 30}}
+	const lib = "/opt/rbee/bin/lib/ollama/libggml-cuda.so"
+	const noGPU, noLib = "no NVIDIA GPU is listed", "libggml-cuda.so is not in the library folder"
 	tests := []struct {
-		name     string
-		cfg      hiveapi.WorkerConfig
-		res      hiveapi.Resources
-		wantCode string
-		wantText string
+		name      string
+		gpus      []hiveapi.GPU
+		cudaLib   string
+		cfg       hiveapi.WorkerConfig
+		wantCode  string
+		wantText  []string
+		wantNotIn string
 	}{
-		{"cuda without a GPU", hiveapi.WorkerConfig{Backend: "cuda"}, cpuOnly, "BACKEND_UNAVAILABLE", "available: cpu"},
-		{"cuda device 3 of 1", hiveapi.WorkerConfig{Backend: "cuda", Device: 3}, withGPU, "DEVICE_NOT_FOUND", "devices: [0]"},
+		{"neither GPU nor library", nil, "", hiveapi.WorkerConfig{Backend: "cuda"}, "BACKEND_UNAVAILABLE", []string{noGPU, noLib, "never runs a cuda pool on the CPU"}, ""},
+		{"a GPU, no library", gpu, "", hiveapi.WorkerConfig{Backend: "cuda"}, "BACKEND_UNAVAILABLE", []string{noLib, "just build-cuda"}, noGPU},
+		{"the library, no GPU", nil, lib, hiveapi.WorkerConfig{Backend: "cuda"}, "BACKEND_UNAVAILABLE", []string{noGPU}, noLib},
+		{"both: device 3 of 1", gpu, lib, hiveapi.WorkerConfig{Backend: "cuda", Device: 3}, "DEVICE_NOT_FOUND", []string{"devices: [0]"}, ""},
+		{"both: the model is read next", gpu, lib, hiveapi.WorkerConfig{Backend: "cuda", CtxSize: 2048, Slots: 1}, "INVALID_MODEL", []string{"cannot be read"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := preflight(tt.cfg, model, tt.res)
+			res := hiveapi.Resources{GPUs: tt.gpus, CUDALibrary: tt.cudaLib, Backends: backends(tt.gpus, tt.cudaLib), RAMAvailable: 8 << 30}
+			err := preflight(tt.cfg, model, res)
 			var ae *api.Error
-			if !errors.As(err, &ae) || ae.Code != tt.wantCode || !strings.Contains(ae.Message, tt.wantText) {
-				t.Fatalf("preflight = %v, want %s containing %q", err, tt.wantCode, tt.wantText)
+			if !errors.As(err, &ae) || ae.Code != tt.wantCode {
+				t.Fatalf("preflight = %v, want %s", err, tt.wantCode)
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(ae.Message, want) {
+					t.Errorf("message %q lacks %q", ae.Message, want)
+				}
+			}
+			if tt.wantNotIn != "" && strings.Contains(ae.Message, tt.wantNotIn) {
+				t.Errorf("message %q names %q, which is not missing", ae.Message, tt.wantNotIn)
 			}
 		})
+	}
+}
+
+// TestCUDALibraryInFolder: the hive sees the CUDA library only as a regular
+// file named libggml-cuda.so in the library folder.
+func TestCUDALibraryInFolder(t *testing.T) {
+	dir := t.TempDir()
+	if got := cudaLibrary(dir); got != "" {
+		t.Errorf("empty folder: %q", got)
+	}
+	if err := os.Mkdir(filepath.Join(dir, cudaLibraryName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := cudaLibrary(dir); got != "" {
+		t.Errorf("a folder named like the library: %q", got)
+	}
+	other := t.TempDir()
+	p := filepath.Join(other, cudaLibraryName)
+	if err := os.WriteFile(p, []byte("ELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := cudaLibrary(other); got != p {
+		t.Errorf("cudaLibrary = %q, want %q", got, p)
 	}
 }
 

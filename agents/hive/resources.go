@@ -57,6 +57,7 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 	// The hive runs the binary its workers run, with the same environment,
 	// so they load from the same library folder.
 	r.CPUVariant = cpu.HostVariant(cpu.LibraryDir())
+	r.CUDALibrary = cudaLibrary(cpu.LibraryDir())
 	gpus := p.GPUs
 	if gpus == nil {
 		gpus = detectGPUs
@@ -64,7 +65,7 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 	if g := gpus(ctx); g != nil {
 		r.GPUs = g
 	}
-	r.Backends = backends(r.GPUs)
+	r.Backends = backends(r.GPUs, r.CUDALibrary)
 	r.MemoryBandwidth = memoryBandwidth()
 	return r
 }
@@ -120,17 +121,30 @@ func MeasureBandwidth(size, threads int) int64 {
 	return int64(best)
 }
 
-// builtBackends are the backends this binary can run models on. The GPU
-// backends need ggml libraries the binary does not carry yet, so a GPU that
-// is present does not make its backend available.
-var builtBackends = []string{hiveapi.BackendCPU}
+// cudaLibraryName is ggml's CUDA backend library, which ggml loads from the
+// library folder (beside the CPU ones) when a worker starts.
+const cudaLibraryName = "libggml-cuda.so"
 
-// backends are the backends a worker can use given the GPUs: cpu always, a
-// GPU backend only when this binary carries it.
-func backends(gpus []hiveapi.GPU) []string {
+// cudaLibrary is the path of the CUDA library in the library folder dir, or
+// "" when it has none.
+func cudaLibrary(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	p := filepath.Join(dir, cudaLibraryName)
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+// backends are the backends a worker can use here: cpu always, cuda when an
+// NVIDIA GPU is listed and the CUDA library is in the library folder (both:
+// a worker never runs a cuda pool on the CPU). This binary runs no Metal.
+func backends(gpus []hiveapi.GPU, cudaLib string) []string {
 	out := []string{hiveapi.BackendCPU}
 	for _, g := range gpus {
-		if slices.Contains(builtBackends, g.Backend) && !slices.Contains(out, g.Backend) {
+		if g.Backend == hiveapi.BackendCUDA && cudaLib != "" && !slices.Contains(out, g.Backend) {
 			out = append(out, g.Backend)
 		}
 	}

@@ -251,6 +251,9 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 		"--worker-id", s.id,
 		"--callback-url", s.h.callbackURL(s.id),
 	}
+	if s.cfg.Backend != "" && s.cfg.Backend != hiveapi.BackendCPU {
+		args = append(args, "--backend", s.cfg.Backend, "--device", strconv.Itoa(s.cfg.Device), "--gpu-layers", strconv.Itoa(s.cfg.GPULayers))
+	}
 	if s.cfg.FlashAttn {
 		args = append(args, "--flash-attn")
 	}

@@ -23,6 +23,10 @@ func (s *Server) engineOptions() engine.Options {
 		KVCacheType:    s.cfg.KVCacheType,
 		ChatTemplate:   s.cfg.ChatTemplate,
 		Embeddings:     s.cfg.Embeddings,
+
+		Backend:   s.cfg.Backend,
+		Device:    s.cfg.Device,
+		GPULayers: s.cfg.GPULayers,
 	}
 }
 

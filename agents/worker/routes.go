@@ -47,7 +47,8 @@ func (s *Server) readiness() workerapi.Ready {
 		r.SlotsTotal, r.SlotsFree = eng.Slots()
 		r.CtxSize = eng.Info().CtxSize
 		r.ChatTemplate = eng.Info().ChatTemplate
-		r.Runtime = workerapi.Runtime{Backend: eng.Info().Backend.Name, CPUVariant: eng.Info().Backend.CPUVariant}
+		b := eng.Info().Backend
+		r.Runtime = workerapi.Runtime{Backend: b.Name, CPUVariant: b.CPUVariant, Device: b.Device, OffloadedLayers: b.OffloadedLayers}
 		r.Ready = true
 		r.State = workerapi.StateIdle
 		if r.SlotsFree < r.SlotsTotal {

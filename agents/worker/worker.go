@@ -55,6 +55,10 @@ type Config struct {
 	KVCacheType    string // KV cache element type: f16 (default), q8_0 or q4_0
 	ChatTemplate   string // chat template name overriding the model's own; "" = the model's
 	Embeddings     bool   // serve POST /v1/embeddings
+
+	Backend   string // what the layers compute on: cpu (default) or cuda
+	Device    int    // the GPU of backend cuda (the n-th CUDA device)
+	GPULayers int    // layers offloaded to the GPU with backend cuda; 0 = all
 }
 
 // KVCacheTypes are the values Config.KVCacheType accepts.
@@ -173,6 +177,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	attrs := []any{"addr", s.Addr(), "model", s.cfg.ModelPath, "slots", s.cfg.Slots, "ctx_size", s.cfg.CtxSize, "threads", s.cfg.Threads, "worker_id", s.cfg.WorkerID,
 		"flash_attn", s.cfg.FlashAttention, "kv_cache_type", s.cfg.KVCacheType, "embeddings", s.cfg.Embeddings}
+	if s.cfg.Backend != "" && s.cfg.Backend != engine.BackendCPU {
+		attrs = append(attrs, "backend", s.cfg.Backend, "device", s.cfg.Device, "gpu_layers", s.cfg.GPULayers)
+	}
 	if s.cfg.Token != "" {
 		attrs = append(attrs, "token", api.Fingerprint(s.cfg.Token))
 	}

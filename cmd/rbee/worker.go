@@ -94,6 +94,9 @@ worker again would fail the same way.`,
 	f.StringVar(&cfg.KVCacheType, "kv-cache-type", worker.KVCacheTypes[0], "KV cache element type: "+strings.Join(worker.KVCacheTypes, ", ")+" (q8_0 and q4_0 need --flash-attn)")
 	f.StringVar(&cfg.ChatTemplate, "chat-template", "", "built-in chat template to use instead of the model's own (chatml, llama3, phi3, ...)")
 	f.BoolVar(&cfg.Embeddings, "embeddings", false, "serve POST /v1/embeddings")
+	f.StringVar(&cfg.Backend, "backend", "cpu", "what the model's layers compute on: cpu, or cuda (needs libggml-cuda.so in the library folder and an NVIDIA GPU)")
+	f.IntVar(&cfg.Device, "device", 0, "the CUDA device (0, 1, …) of --backend cuda")
+	f.IntVar(&cfg.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU with --backend cuda; 0 = all of them")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("port")
 	return cmd

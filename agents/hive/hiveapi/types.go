@@ -121,6 +121,7 @@ type WorkerConfig struct {
 	Threads   int    `json:"threads,omitempty"`
 	Backend   string `json:"backend,omitempty"`
 	Device    int    `json:"device,omitempty"`
+	GPULayers int    `json:"gpu_layers,omitempty"` // layers a GPU worker offloads; 0: all
 	FlashAttn bool   `json:"flash_attn,omitempty"`
 	// KVCacheType, ChatTemplate and Embeddings are the worker's
 	// --kv-cache-type, --chat-template and --embeddings.
@@ -256,9 +257,13 @@ type Resources struct {
 	// CPUVariant is the ggml CPU library a worker here loads (icelake,
 	// haswell, …) from its library folder, or builtin-<level> for the
 	// kernels compiled into the binary.
-	CPUVariant string   `json:"cpu_variant"`
-	GPUs       []GPU    `json:"gpus"`
-	Backends   []string `json:"backends"` // backends workers can use here
+	CPUVariant string `json:"cpu_variant"`
+	// CUDALibrary is the ggml CUDA library in the library folder
+	// (libggml-cuda.so; just build-cuda makes it), empty when there is none:
+	// without it no worker here computes on an NVIDIA GPU.
+	CUDALibrary string   `json:"cuda_library,omitempty"`
+	GPUs        []GPU    `json:"gpus"`
+	Backends    []string `json:"backends"` // backends workers can use here
 	// MemoryBandwidth is the node's memory read bandwidth in bytes per
 	// second, measured once when the hive starts (0: not measured yet). A
 	// decode step reads every weight once, so it bounds tokens per second.
