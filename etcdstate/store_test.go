@@ -336,3 +336,31 @@ func TestHistoryRecordsEveryWrite(t *testing.T) {
 		t.Errorf("History(1) = %+v", last)
 	}
 }
+
+func TestModelHeaderCache(t *testing.T) {
+	ctx := context.Background()
+	ep := startEtcd(t)
+	s := open(t, ep, "hdr")
+	steps := []struct{ put, want string }{
+		{"", ""},
+		{`{"layers":2}`, `{"layers":2}`},
+		{`{"layers":3}`, `{"layers":3}`},
+	}
+	for i, st := range steps {
+		if st.put != "" {
+			if err := s.PutModelHeader(ctx, "hf:a/b@c/f.gguf", []byte(st.put)); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+		}
+		if got, err := s.ModelHeader(ctx, "hf:a/b@c/f.gguf"); err != nil || string(got) != st.want {
+			t.Errorf("step %d: ModelHeader = %q, %v; want %q", i, got, err, st.want)
+		}
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Len() != 0 || snap.Serial != 0 {
+		t.Errorf("the cache wrote records: %d records, serial %d", snap.Len(), snap.Serial)
+	}
+}

@@ -45,6 +45,8 @@ package features
 //	Then the Hugging Face server got no GET with a Range header
 //	Then the Hugging Face server got 2 GETs of the file bytes
 //	Then the Hugging Face server got no GET of the file bytes
+//	Then the Hugging Face server got a header read from rbee plan   (since the last such look)
+//	Then the Hugging Face server got no header read from rbee plan
 
 import (
 	"bytes"
@@ -85,6 +87,7 @@ type hfServer struct {
 	commits  map[string]string // repo → current commit, once it moved (else zeroCommit)
 	old      map[string][]byte // "org/repo@commit/file" → content of a past commit
 	revs     []string          // revision of each GET of a resolve URL
+	reads    int               // rbee plan's Range requests for a header, since the last look
 }
 
 // zeroCommit is the commit of a repo that never moved.
@@ -210,6 +213,9 @@ func (h *hfServer) serveBytes(w http.ResponseWriter, r *http.Request, sha string
 		// rbee plan reads a model's header (a Range request) to know its
 		// size before anything is downloaded: not a download, so it neither
 		// counts as one nor takes the faults meant for the hive's.
+		h.mu.Lock()
+		h.reads++
+		h.mu.Unlock()
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
 		return
 	}
@@ -394,6 +400,17 @@ func registerHFSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		if has != (which == "a") {
 			return fmt.Errorf("Range headers of the GETs: %q", s.ranges)
+		}
+		return nil
+	})
+	sc.Step(`^the Hugging Face server got (a|no) header read from rbee plan$`, func(which string) error {
+		s := ensure()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := s.reads
+		s.reads = 0
+		if (n > 0) != (which == "a") {
+			return fmt.Errorf("rbee plan made %d Range requests for a header since the last look, want %s", n, which)
 		}
 		return nil
 	})

@@ -164,3 +164,25 @@ Feature: the model lock file .rbee.lock.hcl
     And the file "fleet/.rbee.lock.hcl" contains "file \"tiny.gguf\""
     When I run "rbee validate --config fleet"
     Then the command succeeds
+
+  # The header of a locked model names its content for good (the commit), so
+  # the state keeps what plan read; an unlocked branch may move, so plan
+  # reads its header again every time.
+  Scenario: plan reads a locked model's header once, the state keeps it; an unlocked branch is read every time
+    When I run "rbee lock"
+    Then the command succeeds
+    When I run "rbee plan"
+    Then the command succeeds
+    And stdout contains "node.local: memory unknown until the hive is installed (1 workers need about"
+    And the Hugging Face server got a header read from rbee plan
+    When I run "rbee plan"
+    Then the command succeeds
+    And stdout contains "node.local: memory unknown until the hive is installed (1 workers need about"
+    And the Hugging Face server got no header read from rbee plan
+    When I run "rm .rbee.lock.hcl"
+    And I run "rbee plan"
+    Then the command succeeds
+    And the Hugging Face server got a header read from rbee plan
+    When I run "rbee plan"
+    Then the command succeeds
+    And the Hugging Face server got a header read from rbee plan

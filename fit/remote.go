@@ -2,10 +2,12 @@ package fit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -26,33 +28,120 @@ const (
 // preset is generated only as far as its header, a file of a local node is
 // read in place, and an hf: or https source is read with HTTP Range
 // requests (a few MB, never the whole file). Results are kept per source,
-// revision and file for the life of the value.
+// revision and file for the life of the value, and in Store across runs.
+//
+// Store keeps only headers whose key names the file's content for good, so
+// that an entry never goes stale:
+//   - hf: at a commit: the one the lock file pins (the header is then read at
+//     that commit, which is what the hive downloads), else a revision that is
+//     itself a 40-digit commit id. A branch or tag the lock does not pin
+//     moves, so its header is read again on every run.
+//   - https: with a sha256: the lock file's, else the model block's pin.
+//   - synth: and file: sources are read on this machine, without a request:
+//     they are not stored.
 type Headers struct {
 	Client *http.Client // nil: http.DefaultClient
+	Store  HeaderStore  // nil: nothing is kept across runs
+	// Locked gives the commit and sha256 the model lock file pins for a
+	// model ("" for what it does not pin); nil: no lock file.
+	Locked func(model string) (commit, sha256 string)
 	mu     sync.Mutex
 	cache  map[string]gguf.Metadata
 }
 
+// HeaderStore keeps header summaries across runs: the state does
+// (state.Store and etcdstate.Store). ModelHeader returns nil when it has none.
+type HeaderStore interface {
+	ModelHeader(ctx context.Context, key string) ([]byte, error)
+	PutModelHeader(ctx context.Context, key string, summary []byte) error
+}
+
 // Metadata returns the header of model m as seen from node n.
 func (h *Headers) Metadata(ctx context.Context, m *config.Model, n *config.Node) (gguf.Metadata, error) {
-	key := m.Source + "\x00" + m.Revision + "\x00" + m.File
+	m = h.pinned(m)
+	key := m.Source + "\x00" + m.Revision + "\x00" + m.File + "\x00" + m.SHA256
 	h.mu.Lock()
 	meta, ok := h.cache[key]
 	h.mu.Unlock()
 	if ok {
 		return meta, nil
 	}
+	stored := StoreKey(m)
+	if meta, ok := h.load(ctx, stored); ok {
+		h.keep(key, meta)
+		return meta, nil
+	}
 	meta, err := h.read(ctx, m, n)
 	if err != nil {
 		return meta, err
 	}
+	h.keep(key, meta)
+	if stored != "" && h.Store != nil {
+		if b, err := json.Marshal(meta); err == nil {
+			// A header not kept is read again next time: not worth failing the plan.
+			_ = h.Store.PutModelHeader(ctx, stored, b)
+		}
+	}
+	return meta, nil
+}
+
+// pinned is m at what the lock file pins: its commit and sha256.
+func (h *Headers) pinned(m *config.Model) *config.Model {
+	if h.Locked == nil {
+		return m
+	}
+	commit, sum := h.Locked(m.Name)
+	if commit == "" && sum == "" {
+		return m
+	}
+	c := *m
+	if commit != "" && strings.HasPrefix(m.Source, "hf:") {
+		c.Revision = commit
+	}
+	if sum != "" {
+		c.SHA256 = sum
+	}
+	return &c
+}
+
+// StoreKey is the key a header of m is stored under across runs, or ""
+// when m's source can change under the same name (see Headers).
+func StoreKey(m *config.Model) string {
+	ref, err := modelstore.ParseRef(hiveapi.ModelSpec{Source: m.Source, File: m.File, Revision: m.Revision, SHA256: m.SHA256})
+	if err != nil {
+		return ""
+	}
+	switch {
+	case ref.Provider == modelstore.ProviderHF && commitID.MatchString(ref.Revision):
+		return "hf:" + ref.Repo + "@" + ref.Revision + "/" + ref.File
+	case ref.Provider == modelstore.ProviderHTTPS && ref.SHA256 != "":
+		return ref.URL + "#sha256=" + ref.SHA256
+	}
+	return ""
+}
+
+// commitID is a full git commit id.
+var commitID = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+func (h *Headers) load(ctx context.Context, key string) (gguf.Metadata, bool) {
+	if key == "" || h.Store == nil {
+		return gguf.Metadata{}, false
+	}
+	b, err := h.Store.ModelHeader(ctx, key)
+	var meta gguf.Metadata
+	if err != nil || b == nil || json.Unmarshal(b, &meta) != nil || meta.TensorBytes <= 0 {
+		return gguf.Metadata{}, false // read it again
+	}
+	return meta, true
+}
+
+func (h *Headers) keep(key string, meta gguf.Metadata) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.cache == nil {
 		h.cache = map[string]gguf.Metadata{}
 	}
 	h.cache[key] = meta
-	h.mu.Unlock()
-	return meta, nil
 }
 
 func (h *Headers) read(ctx context.Context, m *config.Model, n *config.Node) (gguf.Metadata, error) {

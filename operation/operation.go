@@ -199,9 +199,10 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 	if destroy || req.Kind == Refresh {
 		cfg = nil
 	}
+	var lock *modellock.Lock
 	if !opts.RefreshOnly {
-		lock, err := modellock.ForConfig(cfg) // nil without .rbee.lock.hcl: nothing is enforced
-		if err != nil {
+		var err error
+		if lock, err = modellock.ForConfig(cfg); err != nil { // nil without .rbee.lock.hcl: nothing is enforced
 			return nil, err
 		}
 		if lock != nil {
@@ -216,7 +217,7 @@ func (b *Backend) plan(ctx context.Context, req Request, snap *state.Snapshot) (
 		return nil, err
 	}
 	if cfg != nil && !opts.RefreshOnly {
-		if err := b.checkFit(ctx, cfg, p, opts.Refresher); err != nil {
+		if err := b.checkFit(ctx, cfg, p, opts.Refresher, lock); err != nil {
 			return nil, err
 		}
 		warnOrphans(ctx, cfg, snap, p)
