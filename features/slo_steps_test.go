@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/cucumber/godog"
@@ -30,8 +30,8 @@ func registerSLOSteps(sc *godog.ScenarioContext, w *world) {
 		hcl := fmt.Sprintf(localFleet, port, model, pool, model, 1, 2, "  threads = 1\n  slo {\n"+body.Content+"\n  }\n")
 		return os.WriteFile(filepath.Join(w.dir, "rbee.hcl"), []byte(hcl), 0o644)
 	})
-	// The worker runs about 0.1 ms out of every 50: a machine many times
-	// slower or more, for real. The cycles are the fault itself, not a wait.
+	// The worker runs about 0.3 ms out of every 100 (slowDown): a machine
+	// tens of times slower, for real. The cycles are the fault itself.
 	sc.Step(`^the fleet's worker "([^"]*)" is slowed by SIGSTOP and SIGCONT cycles$`, func(id string) error {
 		ws, _, err := w.liveWorker(id)
 		if err != nil {
@@ -40,31 +40,34 @@ func registerSLOSteps(sc *godog.ScenarioContext, w *world) {
 		if ws.PID <= 0 {
 			return fmt.Errorf("worker %s has no pid: %+v", id, ws)
 		}
-		done, stopped := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(stopped)
-			for {
-				_ = syscall.Kill(ws.PID, syscall.SIGSTOP)
-				select {
-				case <-done:
-					_ = syscall.Kill(ws.PID, syscall.SIGCONT)
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				_ = syscall.Kill(ws.PID, syscall.SIGCONT)
-				// A spin, not a sleep: a sleep this short wakes late on a
-				// busy machine, and the window would vary tenfold.
-				for t := time.Now(); time.Since(t) < 100*time.Microsecond; {
-				}
-			}
-		}()
-		stopCycles = func() { close(done); <-stopped; stopCycles = nil }
+		stop, err := slowDown(ws.PID)
+		if err != nil {
+			return err
+		}
+		stopCycles = func() { stop(); stopCycles = nil }
 		w.onCleanup(func() {
 			if stopCycles != nil {
 				stopCycles()
 			}
 		})
 		return nil
+	})
+	sc.Step(`^the fleet's model "([^"]*)" is the shared model "([^"]*)"$`, func(model, file string) error {
+		src, err := sharedModelPath(file)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(w.dir, "rbee.hcl")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		block := fmt.Sprintf("model \"%s\" {\n  source = \"synth:tiny\"\n}", model)
+		if !strings.Contains(string(b), block) {
+			return fmt.Errorf("rbee.hcl has no block %q:\n%s", block, b)
+		}
+		hcl := strings.Replace(string(b), block, fmt.Sprintf("model \"%s\" {\n  source = \"file://%s\"\n}", model, src), 1)
+		return os.WriteFile(p, []byte(hcl), 0o644)
 	})
 	sc.Step(`^the fleet's worker runs at full speed again$`, func() error {
 		if stopCycles == nil {
