@@ -26,8 +26,9 @@ type Fleet struct {
 // Measure runs the canary on every ready worker of live that has an SLO
 // (one at a time on each node, so that they do not compete for one machine;
 // nodes in parallel) and writes what each measured into its record. A
-// worker without a free slot, or whose canary fails, keeps its previous
-// figures. recorded (may be nil) is the state before the refresh: the model
+// worker without a free slot keeps its previous figures; one whose canary
+// fails keeps them too, with the cause in Canary.Failed, and a warning is
+// logged. recorded (may be nil) is the state before the refresh: the model
 // files the workers were created on. token gives a node's hive token, which
 // its workers accept too.
 func (f *Fleet) Measure(ctx context.Context, live, recorded *state.Snapshot, token func(node string) (string, error), now time.Time) {
@@ -72,6 +73,7 @@ func (f *Fleet) one(ctx context.Context, w *state.WorkerRecord, tok, binary, mod
 	if err != nil {
 		if !errors.Is(err, ErrNoSlot) {
 			f.log().Warn("canary failed; the previous figures stay", "worker", w.Addr().String(), "err", err)
+			w.Canary.Failed = err.Error()
 		}
 		return
 	}
@@ -107,6 +109,7 @@ func modelSHA(recorded, live *state.Snapshot, w *state.WorkerRecord) string {
 // ones is a different output drift.
 func Record(prev state.Canary, m Measure, model, engine string, now time.Time) state.Canary {
 	c := prev
+	c.Failed = ""
 	c.At, c.DecodeTPS, c.TTFT, c.Fingerprint, c.Engine = now.UTC(), m.DecodeTPS, m.TTFT, m.Fingerprint, engine
 	if c.Baseline == "" || c.BaselineModel != model || c.BaselineEngine != engine {
 		c.Baseline, c.BaselineModel, c.BaselineEngine = m.Fingerprint, model, engine

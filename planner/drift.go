@@ -106,6 +106,19 @@ func (p *Plan) Degraded() bool {
 	return false
 }
 
+// canaryWarnings is a line for each worker of live whose latest canary
+// failed: its SLO figures are older than this refresh, not drift.
+func canaryWarnings(live *state.Snapshot) []string {
+	var out []string
+	for _, a := range live.Addrs() {
+		r, _ := live.Get(a)
+		if w, ok := r.(*state.WorkerRecord); ok && w.Canary.Failed != "" {
+			out = append(out, fmt.Sprintf("%s: the canary failed, so its slo figures are from an earlier refresh: %s", a, w.Canary.Failed))
+		}
+	}
+	return out
+}
+
 func showSLO(s state.SLO) string {
 	var parts []string
 	if s.MinDecodeTPS > 0 {

@@ -217,6 +217,7 @@ func Make(ctx context.Context, desired *config.Config, actual *state.Snapshot, o
 		}
 		live, p.Refreshed, p.Live = r, true, r
 		p.Drift = Drift(actual, live)
+		p.Warnings = append(p.Warnings, canaryWarnings(live)...)
 	}
 	if opts.RefreshOnly {
 		return p, nil

@@ -155,6 +155,10 @@ type Canary struct {
 	// another fingerprint drift.
 	BaselineModel  string `json:"baseline_model_sha256,omitempty"`
 	BaselineEngine string `json:"baseline_engine,omitempty"`
+	// Failed is why the latest canary failed (the worker answered an error,
+	// or not in time); the figures above are then older. A canary that runs
+	// clears it; one skipped for want of a free slot leaves it.
+	Failed string `json:"failed,omitempty"`
 }
 
 // Addr is worker.<pool>[<node>/<index>].
