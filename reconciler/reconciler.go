@@ -123,7 +123,9 @@ func New(ctx context.Context, opts Options) (*Reconciler, error) {
 		st = pebble
 	}
 	if opts.Refresher == nil {
-		opts.Refresher = applier.NewRefresher(st)
+		ref := applier.NewRefresher(st)
+		ref.Canary.Log = opts.Logger // a canary that fails is a warning in the daemon's log
+		opts.Refresher = ref
 	}
 	fw, err := newFileWatch(opts.ConfigPath, opts.Debounce, opts.Logger)
 	if err != nil {
@@ -248,6 +250,9 @@ func (r *Reconciler) reconcile(ctx context.Context, t trigger) {
 		r.log.Info("plan-only: not applying", "plan", r.Status().LastPlan.Description)
 		return
 	}
+	if r.opts.PlanOnly && res.Plan.Degraded() {
+		r.log.Warn("plan-only: the fleet is degraded; no change fixes it", "plan", r.Status().LastPlan.Description)
+	}
 	r.succeeded()
 }
 
@@ -362,7 +367,7 @@ func (r *Reconciler) planned(p *planner.Plan, t trigger, started time.Time) {
 	for _, c := range p.Changes {
 		r.log.Info("planned", "resource", c.Addr.String(), "action", c.Action.String(), "reason", strings.Join(c.Reasons, "; "))
 	}
-	if p.HasChanges() || t.kind != "timer" {
+	if p.HasChanges() || sum.Degraded || t.kind != "timer" {
 		r.log.Info("plan", "summary", sum.Description, "trigger", t.kind)
 	}
 	now := time.Now()

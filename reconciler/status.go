@@ -58,18 +58,21 @@ type ConfigStatus struct {
 
 // PlanSummary is the outcome of the last plan.
 type PlanSummary struct {
-	Trigger     string       `json:"trigger"`            // start, file or timer
-	EventAt     *time.Time   `json:"event_at,omitempty"` // first file event of the burst (file trigger)
-	StartedAt   time.Time    `json:"started_at"`
-	FinishedAt  time.Time    `json:"finished_at"`
-	ConfigHash  string       `json:"config_hash"`
-	Refreshed   bool         `json:"refreshed"`
-	Add         int          `json:"add"`
-	Change      int          `json:"change"`
-	Destroy     int          `json:"destroy"`
-	Description string       `json:"description"`
-	Changes     []ChangeItem `json:"changes"`
-	Warnings    []string     `json:"warnings"`
+	Trigger     string     `json:"trigger"`            // start, file or timer
+	EventAt     *time.Time `json:"event_at,omitempty"` // first file event of the burst (file trigger)
+	StartedAt   time.Time  `json:"started_at"`
+	FinishedAt  time.Time  `json:"finished_at"`
+	ConfigHash  string     `json:"config_hash"`
+	Refreshed   bool       `json:"refreshed"`
+	Add         int        `json:"add"`
+	Change      int        `json:"change"`
+	Destroy     int        `json:"destroy"`
+	Description string     `json:"description"`
+	// Degraded: a worker is below its pool's slo or answers otherwise than
+	// when it was created, drift that no change fixes (planner.Plan.Degraded).
+	Degraded bool         `json:"degraded"`
+	Changes  []ChangeItem `json:"changes"`
+	Warnings []string     `json:"warnings"`
 }
 
 // ChangeItem is one planned change.
@@ -150,8 +153,14 @@ func planSummary(p *planner.Plan, t trigger, started time.Time) *PlanSummary {
 	} else {
 		s.Description = p.Summary()
 	}
+	if s.Degraded = p.Degraded(); s.Degraded {
+		s.Description += " " + degradedNote
+	}
 	return s
 }
+
+// degradedNote ends the description of a degraded plan.
+const degradedNote = "Degraded: a worker is below its slo or its outputs changed (drift, not a change)."
 
 func driftItems(p *planner.Plan) []DriftItem {
 	out := make([]DriftItem, 0, len(p.Drift))
