@@ -13,7 +13,7 @@ Feature: slow is drift: a pool's SLO checked by a canary
   Background:
     Given a local fleet file with pool "chat" serving model "tiny" with the slo:
       """
-      min_decode_tps = 2000
+      min_decode_tps = 500
       max_ttft       = "30s"
       """
 
@@ -36,7 +36,7 @@ Feature: slow is drift: a pool's SLO checked by a canary
   # away from both.
   Scenario: a worker slowed by SIGSTOP/SIGCONT cycles is drift, not a change, and keeps running
     Given the fleet's model "tiny" is the shared model "llama3-Q4_K_M.gguf"
-    When I run "sed -i 's/min_decode_tps = 2000/min_decode_tps = 150/' rbee.hcl"
+    When I run "sed -i 's/min_decode_tps = 500/min_decode_tps = 150/' rbee.hcl"
     And I run "rbee apply -auto-approve"
     Then the command succeeds
     And I note the pid of worker "chat-0" as "PID"
@@ -70,10 +70,10 @@ Feature: slow is drift: a pool's SLO checked by a canary
     When I run "rbee apply -auto-approve"
     Then the command succeeds
     And I note the pid of worker "chat-0" as "PID"
-    When I run "sed -i 's/min_decode_tps = 2000/min_decode_tps = 1500/' rbee.hcl"
+    When I run "sed -i 's/min_decode_tps = 500/min_decode_tps = 400/' rbee.hcl"
     And I run "rbee plan"
     Then the command succeeds
-    And stdout contains "slo {min_decode_tps 2000, max_ttft 30s} → {min_decode_tps 1500, max_ttft 30s}"
+    And stdout contains "slo {min_decode_tps 500, max_ttft 30s} → {min_decode_tps 400, max_ttft 30s}"
     When I run "rbee apply -auto-approve"
     Then the command succeeds
     And the pid of worker "chat-0" is still "${PID}"
