@@ -31,8 +31,14 @@ func (s *Server) engineOptions() engine.Options {
 }
 
 // hashModel computes the model file's sha256 for GET /v1/models, in the
-// background: a large file takes seconds to read.
+// background: a large file takes seconds to read, and requests are served
+// meanwhile, so it runs on a thread of the lowest priority that decoding
+// always preempts. It must be the goroutine's last work (see
+// lowerThreadPriority).
 func (s *Server) hashModel(ctx context.Context) {
+	if err := lowerThreadPriority(); err != nil {
+		s.log.Debug("the model file is hashed at normal priority", "err", err)
+	}
 	f, err := os.Open(s.cfg.ModelPath)
 	if err != nil {
 		s.log.Warn("cannot hash the model file", "err", err)
