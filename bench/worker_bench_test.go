@@ -215,10 +215,13 @@ type workerProc struct {
 	log *bytes.Buffer
 }
 
-func startWorkerProc(b *testing.B, bin, model string, threads int) *workerProc {
+// startWorkerProc starts `rbee worker` on model with the benchmark's slots
+// and context; extra flags (such as "--slots", "1") override them.
+func startWorkerProc(b *testing.B, bin, model string, threads int, extra ...string) *workerProc {
 	port := watchFreePort(b)
-	cmd := exec.Command(bin, "worker", "--model", model, "--port", strconv.Itoa(port),
-		"--slots", strconv.Itoa(workerBenchSlots), "--ctx-size", strconv.Itoa(workerBenchCtx), "--threads", strconv.Itoa(threads))
+	args := append([]string{"worker", "--model", model, "--port", strconv.Itoa(port),
+		"--slots", strconv.Itoa(workerBenchSlots), "--ctx-size", strconv.Itoa(workerBenchCtx), "--threads", strconv.Itoa(threads)}, extra...)
+	cmd := exec.Command(bin, args...)
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
