@@ -79,6 +79,12 @@ worker again would fail the same way.`,
 			return nil
 		},
 	}
+	workerFlags(cmd, &cfg, &tokenFile)
+	return cmd
+}
+
+// workerFlags declares rbee worker's flags into cfg and tokenFile.
+func workerFlags(cmd *cobra.Command, cfg *worker.Config, tokenFile *string) {
 	f := cmd.Flags()
 	f.StringVar(&cfg.ModelPath, "model", "", "GGUF model file to serve (required)")
 	f.IntVar(&cfg.Port, "port", 0, "TCP port to listen on, 1024-65535 (required)")
@@ -87,7 +93,7 @@ worker again would fail the same way.`,
 	f.IntVar(&cfg.CtxSize, "ctx-size", spec.DefaultCtxSize, "context length of each slot, in tokens")
 	f.IntVar(&cfg.Threads, "threads", 0, "CPU threads; 0 = number of physical cores")
 	f.StringVar(&cfg.WorkerID, "worker-id", "", "id reported by /v1/ready and the ready callback (default worker-PORT)")
-	f.StringVar(&tokenFile, "token-file", "", "file (mode 0600) holding the bearer token clients must send")
+	f.StringVar(tokenFile, "token-file", "", "file (mode 0600) holding the bearer token clients must send")
 	f.StringVar(&cfg.CallbackURL, "callback-url", "", `URL to POST {"worker_id","url","state":"ready"} to once loaded`)
 	f.DurationVar(&cfg.LoadTimeout, "load-timeout", 5*time.Minute, "give up when the model is not loaded within this time")
 	f.BoolVar(&cfg.FlashAttention, "flash-attn", false, "use flash attention (needed by a quantized --kv-cache-type)")
@@ -99,5 +105,4 @@ worker again would fail the same way.`,
 	f.IntVar(&cfg.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU with --backend cuda; 0 = all of them")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("port")
-	return cmd
 }
