@@ -79,3 +79,18 @@ Feature: slow is drift: a pool's SLO checked by a canary
     And the pid of worker "chat-0" is still "${PID}"
     When I run "rbee plan -detailed-exitcode"
     Then the exit code is 0
+
+  Scenario: timeouts changed in the file are updated in place and keep the worker
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And I note the pid of worker "chat-0" as "PID"
+    When I run "sed -i 's/threads = 1/threads = 1\n  idle_timeout = \x221h\x22\n  load_timeout = \x2210m\x22\n  drain_timeout = \x2245s\x22/' rbee.hcl"
+    And I run "rbee plan"
+    Then the command succeeds
+    And stdout contains "idle_timeout"
+    And stdout contains "update in place"
+    When I run "rbee apply -auto-approve"
+    Then the command succeeds
+    And the pid of worker "chat-0" is still "${PID}"
+    When I run "rbee plan -detailed-exitcode"
+    Then the exit code is 0

@@ -133,12 +133,22 @@ func (s *supervised) config() hiveapi.WorkerConfig {
 func (s *supervised) setLive(cfg hiveapi.WorkerConfig) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cfg.DrainTimeout == cfg.DrainTimeout {
+	live := func(c hiveapi.WorkerConfig) [3]string { return [3]string{c.IdleTimeout, c.LoadTimeout, c.DrainTimeout} }
+	if live(s.cfg) == live(cfg) {
 		return false
 	}
-	s.cfg.DrainTimeout = cfg.DrainTimeout
+	s.cfg.IdleTimeout, s.cfg.LoadTimeout, s.cfg.DrainTimeout = cfg.IdleTimeout, cfg.LoadTimeout, cfg.DrainTimeout
 	s.st.Config = s.cfg
 	return true
+}
+
+// timeouts are the worker's load and idle timeouts as they are now.
+func (s *supervised) timeouts() (load, idle time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	load, _ = parseDuration(s.cfg.LoadTimeout)
+	idle, _ = parseDuration(s.cfg.IdleTimeout)
+	return load, idle
 }
 
 // stopWithin is stopAndWait with the drain bounded by limit.
@@ -192,7 +202,7 @@ func (s *supervised) run(stop, done chan struct{}) {
 			return
 		case endIdle:
 			s.logs.Note("stopped after the idle timeout")
-			s.h.log.Info("worker stopped after its idle timeout", "worker", s.id, "idle_timeout", s.cfg.IdleTimeout)
+			s.h.log.Info("worker stopped after its idle timeout", "worker", s.id, "idle_timeout", s.config().IdleTimeout)
 			s.update(func(st *hiveapi.WorkerStatus) { st.State, st.PID = hiveapi.StateStopped, 0 })
 			return
 		}
@@ -299,12 +309,7 @@ func (s *supervised) once(stop chan struct{}) (outcome, string) {
 func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{}, port int) (outcome, string) {
 	client := workerapi.NewClient("http://"+net.JoinHostPort(s.h.pollHost, strconv.Itoa(port)), s.h.cfg.Token)
 	client.HTTP = &http.Client{Timeout: 5 * time.Second}
-	loadTimeout, _ := parseDuration(s.cfg.LoadTimeout)
-	idleTimeout, _ := parseDuration(s.cfg.IdleTimeout)
-	interval := s.h.cfg.HealthInterval
-	if idleTimeout > 0 && idleTimeout/2 < interval {
-		interval = max(idleTimeout/2, 100*time.Millisecond)
-	}
+	loadTimeout, _ := s.timeouts()
 	loadDeadline := time.NewTimer(loadTimeout)
 	defer loadDeadline.Stop()
 	tick := time.NewTimer(loadPoll)
@@ -345,6 +350,8 @@ func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{},
 				st.State, st.SlotsTotal, st.SlotsFree, st.LastError = r.State, r.SlotsTotal, r.SlotsFree, ""
 				st.Runtime = r.Runtime
 			})
+			_, idleTimeout := s.timeouts()
+			interval := s.healthInterval(idleTimeout)
 			if idleTimeout > 0 {
 				if r.State == workerapi.StateIdle && r.SlotsFree == r.SlotsTotal {
 					if idleSince.IsZero() {
@@ -369,11 +376,20 @@ func (s *supervised) watch(cmd *exec.Cmd, exited chan error, stop chan struct{},
 				s.kill(cmd, exited)
 				return endCrash, fmt.Sprintf("failed %d health checks in a row: %v", fails, err)
 			}
-			tick.Reset(min(interval, time.Second))
+			tick.Reset(min(s.h.cfg.HealthInterval, time.Second))
 		default:
 			tick.Reset(loadPoll)
 		}
 	}
+}
+
+// healthInterval is how often a ready worker is checked: the hive's
+// interval, or half the idle timeout when that is shorter.
+func (s *supervised) healthInterval(idle time.Duration) time.Duration {
+	if idle > 0 && idle/2 < s.h.cfg.HealthInterval {
+		return max(idle/2, 100*time.Millisecond)
+	}
+	return s.h.cfg.HealthInterval
 }
 
 // waitReady blocks until the worker is ready; it fails if the worker

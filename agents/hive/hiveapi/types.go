@@ -128,14 +128,17 @@ type WorkerConfig struct {
 	KVCacheType  string `json:"kv_cache_type,omitempty"`
 	ChatTemplate string `json:"chat_template,omitempty"`
 	Embeddings   bool   `json:"embeddings,omitempty"`
-	IdleTimeout  string `json:"idle_timeout,omitempty"`
-	LoadTimeout  string `json:"load_timeout,omitempty"`
 	Pool         string `json:"pool,omitempty"`
 	Port         int    `json:"port,omitempty"`
-	// DrainTimeout bounds how long a worker being stopped may finish the
-	// requests in flight before it is stopped anyway; "" means
-	// DefaultDrainTimeout (and is what Normalized writes for it). It is not
-	// part of ConfigHash: a new value applies to the running worker.
+	// IdleTimeout, LoadTimeout and DrainTimeout are the hive's own timers
+	// of the worker, not part of ConfigHash: a new value applies to the
+	// running worker (the idle timeout at its next health check, the load
+	// timeout at its next start). DrainTimeout bounds how long a worker
+	// being stopped may finish the requests in flight before it is stopped
+	// anyway; "" means DefaultDrainTimeout (and is what Normalized writes
+	// for it).
+	IdleTimeout  string `json:"idle_timeout,omitempty"`
+	LoadTimeout  string `json:"load_timeout,omitempty"`
 	DrainTimeout string `json:"drain_timeout,omitempty"`
 }
 
@@ -191,11 +194,11 @@ func canonicalDuration(s string, def time.Duration) string {
 // ConfigHash is the identity of a worker configuration: PUT /v1/workers/{id}
 // with the same hash keeps the worker, a different hash replaces it. It is
 // the first 16 hex digits of the sha256 of the normalized config as JSON,
-// without DrainTimeout: that one applies to the running worker (an update in
+// without the timeouts: they apply to the running worker (an update in
 // place, no restart).
 func ConfigHash(c WorkerConfig) string {
 	c = c.Normalized()
-	c.DrainTimeout = ""
+	c.IdleTimeout, c.LoadTimeout, c.DrainTimeout = "", "", ""
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
