@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rbee-dev/rbee/applier"
+	"github.com/rbee-dev/rbee/engine/cpu"
 	"github.com/rbee-dev/rbee/gateway"
 	"github.com/rbee-dev/rbee/internal/testsshd"
 	"github.com/rbee-dev/rbee/state"
@@ -87,15 +88,20 @@ func BenchmarkGateway(b *testing.B) {
 	}
 }
 
-// gatewayBenchFleet applies 2 workers × 4 slots; destroyed at the end.
+// gatewayBenchFleet applies 2 workers × 4 slots, each on half the cores;
+// destroyed at the end.
 func gatewayBenchFleet(b *testing.B, bin, dir, model string) {
 	port, err := testsshd.FreePort("127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "rbee.hcl")
+	// Each worker gets half the cores: two workers whose llama.cpp threads
+	// outnumber the cores spin at each other's barriers and decode a tenth
+	// as fast.
+	threads := max(1, cpu.PhysicalCores()/2)
 	body := fmt.Sprintf("node \"local\" {\n  connection = \"local\"\n  hive_port  = %d\n}\nmodel \"bench\" {\n  source = \"file://%s\"\n}\n"+
-		"pool \"bench\" {\n  model    = \"bench\"\n  nodes    = [\"local\"]\n  replicas = 2\n  slots    = 4\n  ctx_size = 2048\n}\n", port, model)
+		"pool \"bench\" {\n  model    = \"bench\"\n  nodes    = [\"local\"]\n  replicas = 2\n  slots    = 4\n  ctx_size = 2048\n  threads  = %d\n}\n", port, model, threads)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -289,12 +295,24 @@ func overload(b *testing.B, gw string) {
 		clients, gwOverload, len(waits), errs, pct(0.5), pct(0.99), lo, hi, fair)
 }
 
+// thinkTime is how long the user of conversation id reads before the next
+// turn: 0 to 1.5 s, fixed per conversation and turn. Without it the
+// conversations run in lockstep, and "most free slots" sends each one back
+// to the worker it has just left (the slot it freed is the free one), which
+// no real traffic does.
+func thinkTime(id, turn int) time.Duration {
+	return time.Duration((id*7919+turn*104729)%1500) * time.Millisecond
+}
+
 // conversation runs one multi-turn chat through gw and returns the time to
 // first token of each turn after the first.
 func conversation(gw string, id int) ([]float64, error) {
 	history := fmt.Sprintf("Conversation %d. The user and the assistant talk about a village at the edge of a great forest, its people, and the stories they tell.", id)
 	var out []float64
 	for turn := range gwTurns {
+		if turn > 0 {
+			time.Sleep(thinkTime(id, turn))
+		}
 		history += fmt.Sprintf("\nUser: tell me more, part %d.\nAssistant:", turn)
 		ttft, _, _, err := stream(gw, "", "bench", history, 8)
 		if err != nil {

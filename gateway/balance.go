@@ -23,7 +23,13 @@ const BlockBytes = 64
 const maxBlocks = 512
 
 // loadFactor is the bounded-load constant: a worker takes an affine request
-// only while its load stays within loadFactor × the average load.
+// only while its load stays within loadFactor × the average load, plus one
+// request of slack. The slack matters at low load: with 3 requests on 2
+// workers the plain bound, ⌈1.25 × 1.5⌉ = 2, sends a conversation's next
+// turn away from the worker that holds it in its KV cache whenever that
+// worker has 2 others, and a full prefill elsewhere costs far more than
+// one more sequence in a batch (decoding a batch is bound by reading the
+// weights, which every sequence shares).
 const loadFactor = 1.25
 
 // prefixHashes returns the hash of each full leading block of text.
@@ -104,7 +110,7 @@ func (f *fleet) pickLocked(t target, prefix []uint64) *worker {
 	}
 	var chosen *worker
 	if key := f.affinity.lookup(prefix); key != "" {
-		bound := int(math.Ceil(loadFactor * float64(totalLoad+1) / float64(len(ok))))
+		bound := int(math.Ceil(loadFactor*float64(totalLoad+1)/float64(len(ok)))) + 1
 		for _, w := range ok {
 			if w.key == key && w.free() > 0 && w.load()+1 <= bound {
 				chosen = w

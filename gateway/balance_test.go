@@ -242,7 +242,7 @@ func TestPrefixHashes(t *testing.T) {
 }
 
 func TestAffinityFollowsThePrefixWithinItsShare(t *testing.T) {
-	f := testFleet(4, 4)
+	f := testFleet(8, 8)
 	conv := prefixHashes(strings.Repeat("a conversation that goes on. ", 20))
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -260,10 +260,17 @@ func TestAffinityFollowsThePrefixWithinItsShare(t *testing.T) {
 	if other == first {
 		other = f.workers["worker.chat[local/1]"]
 	}
-	// Past its share of the load, the prefix's worker is passed over.
-	first.inflight = 3
+	// Within its share plus one, the prefix's worker keeps it: the 3rd of 3
+	// requests in flight (bound ⌈1.25 × 3 ÷ 2⌉ + 1 = 3).
+	first.inflight = 2
+	if w := f.pickLocked(chat, conv); w != first {
+		t.Fatalf("a worker with 2 of 2 requests in flight did not take the 3rd for its prefix")
+	}
+	// Past it, the prefix's worker is passed over: the 6th of 6 (bound
+	// ⌈1.25 × 6 ÷ 2⌉ + 1 = 5).
+	first.inflight = 5
 	if w := f.pickLocked(chat, conv); w != other {
-		t.Fatalf("a worker with 3 of 3 requests in flight took the 4th for its prefix")
+		t.Fatalf("a worker with 5 of 5 requests in flight took the 6th for its prefix")
 	}
 }
 
