@@ -189,17 +189,7 @@ func (*ollamaPeer) token(line []byte) (string, bool) {
 	return ev.Response, true
 }
 
-func (o *ollamaPeer) stop(b *testing.B) {
-	_ = o.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- o.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = o.cmd.Process.Kill()
-		<-done
-	}
-}
+func (o *ollamaPeer) stop(b *testing.B) { stopChild(b, o.cmd) }
 
 // ollamaBinary is $RBEE_OLLAMA_BIN, or the one scripts/ollama-peer.sh builds
 // (once; cached afterwards), and its version.

@@ -247,16 +247,20 @@ func startWorkerProc(b *testing.B, bin, model string, threads int, extra ...stri
 	}
 }
 
-func (w *workerProc) stop(b *testing.B) {
-	_ = w.cmd.Process.Signal(os.Interrupt)
+func (w *workerProc) stop(b *testing.B) { stopChild(b, w.cmd) }
+
+// stopChild interrupts a child process and waits for it, killing it after
+// 30 seconds.
+func stopChild(b *testing.B, cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
-	go func() { done <- w.cmd.Wait() }()
+	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		_ = w.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-done
-		b.Logf("worker did not stop on SIGINT; killed")
+		b.Logf("%s did not stop on SIGINT; killed", cmd.Path)
 	}
 }
 
