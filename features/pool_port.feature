@@ -28,7 +28,7 @@ Feature: a pool's port fixes where its workers listen
     When I run "rbee apply -auto-approve"
     Then the command succeeds
     When I run "rbee state list"
-    Then stdout contains "tiny, http://127.0.0.1:${POOL_PORT}, cpu"
+    Then stdout contains "tiny, http://127.0.0.1:${POOL_PORT}, backend cpu"
     When I run "rbee state show 'worker.chat[local/1]'"
     Then stdout contains "\"url\": \"http://127.0.0.1:${POOL_PORT_1}\""
     When I run "curl -sf http://127.0.0.1:${POOL_PORT_1}/health"
