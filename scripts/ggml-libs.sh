@@ -59,6 +59,13 @@ if [ -z "$src" ] || [ ! -f "$src/CMakeLists.txt" ]; then
   src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
 fi
 
+# One build at a time in the shared folder (two ninja runs in it at once
+# truncate its .ninja_log); the lock file lives beside it, as rm -rf below
+# may remove the folder.
+mkdir -p "$(dirname "$build")"
+exec 9>"$build.lock"
+flock 9
+
 # Configure once per source; CMake and ninja redo only what changed. $ORIGIN
 # makes each library find libggml-base beside it wherever the folder is copied.
 if [ ! -f "$build/build.ninja" ] || ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$build/CMakeCache.txt"; then
