@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -112,16 +111,13 @@ func StoreKey(m *config.Model) string {
 		return ""
 	}
 	switch {
-	case ref.Provider == modelstore.ProviderHF && commitID.MatchString(ref.Revision):
+	case ref.Provider == modelstore.ProviderHF && modelstore.IsCommit(ref.Revision):
 		return "hf:" + ref.Repo + "@" + ref.Revision + "/" + ref.File
 	case ref.Provider == modelstore.ProviderHTTPS && ref.SHA256 != "":
 		return ref.URL + "#sha256=" + ref.SHA256
 	}
 	return ""
 }
-
-// commitID is a full git commit id.
-var commitID = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 func (h *Headers) load(ctx context.Context, key string) (gguf.Metadata, bool) {
 	if key == "" || h.Store == nil {

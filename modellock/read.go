@@ -13,15 +13,13 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
+	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 )
 
 // MaxBytes bounds the size of a lock file that is read.
 const MaxBytes = 4 << 20
 
-var (
-	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
-)
+var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 type lockHCL struct {
 	LlamaCpp *buildHCL  `hcl:"llama_cpp,block"`
@@ -110,7 +108,7 @@ func (m entryHCL) entry() (Entry, error) {
 		return Entry{}, err
 	}
 	e := Entry{Name: m.Name, Source: m.Source, Revision: m.Revision, Commit: m.Commit, Generator: m.Generator, Seed: m.Seed}
-	if strings.HasPrefix(m.Source, "hf:") && !commitRe.MatchString(m.Commit) {
+	if strings.HasPrefix(m.Source, "hf:") && !modelstore.IsCommit(m.Commit) {
 		return Entry{}, fmt.Errorf("model %q: commit %q is not a 40-digit lowercase hexadecimal commit id", m.Name, m.Commit)
 	}
 	for _, f := range m.Files {

@@ -108,7 +108,7 @@ func (r *Resolver) resolveHF(ctx context.Context, e *Entry, ref modelstore.Ref) 
 		return err
 	}
 	e.Commit = rem.Commit
-	if !commitRe.MatchString(e.Commit) {
+	if !modelstore.IsCommit(e.Commit) {
 		if e.Commit, err = r.commitFromAPI(ctx, ref); err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (r *Resolver) file(ctx context.Context, f modelstore.Fetch, name string, hi
 // commitFromAPI asks the Hugging Face API which commit a revision is, for a
 // server whose resolve answer carries no X-Repo-Commit.
 func (r *Resolver) commitFromAPI(ctx context.Context, ref modelstore.Ref) (string, error) {
-	if commitRe.MatchString(ref.Revision) {
+	if modelstore.IsCommit(ref.Revision) {
 		return ref.Revision, nil
 	}
 	u := fmt.Sprintf("%s/api/models/%s/revision/%s", trimSlash(r.endpoint()), ref.Repo, url.PathEscape(ref.Revision))
@@ -183,7 +183,7 @@ func (r *Resolver) commitFromAPI(ctx context.Context, ref modelstore.Ref) (strin
 	var info struct {
 		SHA string `json:"sha"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&info); err != nil || !commitRe.MatchString(info.SHA) {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&info); err != nil || !modelstore.IsCommit(info.SHA) {
 		return "", fmt.Errorf("%s: %s did not name the commit of revision %s", ref, u, ref.Revision)
 	}
 	return info.SHA, nil

@@ -97,6 +97,13 @@ func ParseRef(spec hiveapi.ModelSpec) (Ref, error) {
 	return Ref{}, unknownForm(src)
 }
 
+// commitID is a full git commit id.
+var commitID = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// IsCommit reports whether an hf: revision is a full commit id, which names
+// a repository's content for good (a branch or tag may move).
+func IsCommit(rev string) bool { return commitID.MatchString(rev) }
+
 func unknownForm(src string) error {
 	return refErrorf("source %q is not a model reference; allowed forms: %s", src, strings.Join(AllowedForms, "; "))
 }
