@@ -21,8 +21,8 @@ func (n Node) libDir() string { return path.Join(path.Dir(n.binPath()), cpu.Libr
 // nodeLibrariesScript removes from the node's library folder $1 every file
 // not named in $2…, so that it holds what the local one holds, and prints
 // "<sha256> <name>" for each regular file left, so that apply copies only
-// the libraries that differ. Like the upload's check it prefers openssl.
-const nodeLibrariesScript = `dir=$1; shift
+// the libraries that differ.
+const nodeLibrariesScript = transport.SHA256Func + `dir=$1; shift
 [ -d "$dir" ] || exit 0
 for f in "$dir"/* "$dir"/.[!.]*; do
   [ -e "$f" ] || continue
@@ -32,10 +32,7 @@ for f in "$dir"/* "$dir"/.[!.]*; do
 done
 for f in "$dir"/*; do
   [ -f "$f" ] || continue
-  if command -v openssl >/dev/null 2>&1; then sum=$(openssl dgst -sha256 -r "$f")
-  elif command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum "$f")
-  else sum=$(shasum -a 256 "$f"); fi
-  printf '%s %s\n' "${sum%% *}" "${f##*/}"
+  printf '%s %s\n' "$(sha256 "$f")" "${f##*/}"
 done`
 
 // uploadLibraries makes the node's library folder hold what the one beside

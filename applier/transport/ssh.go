@@ -314,15 +314,21 @@ func (s *SSH) Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte, 
 // quotes them for Go, not for the shell).
 var scpSafe = regexp.MustCompile(`^[A-Za-z0-9/._+-]+$`)
 
+// SHA256Func defines the shell function `sha256 FILE`, which prints the
+// file's sha256 in hex, for scripts run on a node. openssl comes first: it
+// uses the CPU's SHA instructions and hashes the rbee binary about 4 times
+// faster than coreutils' sha256sum.
+const SHA256Func = `sha256() {
+  if command -v openssl >/dev/null 2>&1; then s=$(openssl dgst -sha256 -r "$1")
+  elif command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum "$1")
+  else s=$(shasum -a 256 "$1"); fi
+  printf '%s\n' "${s%% *}"
+}
+`
+
 // verifyScript checks the sha256 of $1 against $2 and renames it to $3, or
 // removes it. Arguments arrive as positional parameters, never as code.
-// openssl comes first: it uses the CPU's SHA instructions and hashes the
-// rbee binary about 4 times faster than coreutils' sha256sum.
-const verifyScript = `set -e
-if command -v openssl >/dev/null 2>&1; then sum=$(openssl dgst -sha256 -r "$1")
-elif command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum "$1")
-else sum=$(shasum -a 256 "$1"); fi
-sum=${sum%% *}
+const verifyScript = "set -e\n" + SHA256Func + `sum=$(sha256 "$1")
 if [ "$sum" != "$2" ]; then rm -f "$1"; echo "sha256 of the uploaded file is $sum, want $2" >&2; exit 1; fi
 chmod "$4" "$1"
 mv -f "$1" "$3"`
