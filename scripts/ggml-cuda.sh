@@ -22,6 +22,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/ggml-common.sh
 out=${1:-bin/lib/ollama}
 build=${RBEE_GGML_CUDA_BUILD:-$HOME/.cache/rbee/ggml-cuda-build}
 jobs=${RBEE_BUILD_JOBS:-$(nproc)}
@@ -32,18 +33,9 @@ if [ ! -x "$nvcc" ]; then
   echo "error: the CUDA build needs nvcc (the CUDA toolkit), which is not on this machine; install it (or set NVCC) and run just build-cuda again; the CPU build (just build) is unaffected" >&2
   exit 1
 fi
-for tool in cmake ninja; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool is missing; install it with: scripts/deps.sh (Debian: apt-get install cmake ninja-build)" >&2
-    exit 1
-  }
-done
+need_build_tools
 
-src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-if [ -z "$src" ] || [ ! -f "$src/CMakeLists.txt" ]; then
-  go mod download github.com/ollama/ollama
-  src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-fi
+src=$(ollama_src)
 
 # Configure once per source and architecture list; ninja redoes what changed.
 stamp="$src|$archs|$nvcc"
@@ -60,7 +52,6 @@ echo "ggml CUDA library for architectures $archs (in $build; about 3 minutes per
 nice -n 10 ninja -C "$build" -j "$jobs" ggml-cuda | { grep -v '^\[' || true; }
 
 mkdir -p "$out"
-install_file() { cmp -s "$1" "$2" || { cp -L "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }; }
 install_file "$build/lib/ollama/libggml-cuda.so" "$out/libggml-cuda.so"
 # libggml-cuda.so links libggml-base.so.0; the CPU build puts the same one there.
 [ -f "$out/libggml-base.so.0" ] || install_file "$build/lib/ollama/libggml-base.so.0" "$out/libggml-base.so.0"

@@ -19,6 +19,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/ggml-common.sh
 out=${1:-bin/lib/ollama}
 build=${RBEE_GGML_BUILD:-$HOME/.cache/rbee/ggml-build}
 jobs=${RBEE_BUILD_JOBS:-$(nproc)}
@@ -28,12 +29,7 @@ if [ "$(uname -m)" != x86_64 ]; then
   echo "ggml CPU libraries: none for $(uname -m) (the binary's built-in kernels run there)"
   exit 0
 fi
-for tool in cmake ninja; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool is missing; install it with: scripts/deps.sh (Debian: apt-get install cmake ninja-build)" >&2
-    exit 1
-  }
-done
+need_build_tools
 
 case $variants in
   auto) variants="$(go run ./scripts/cpuvariant) haswell" ;;
@@ -51,13 +47,7 @@ for v in $variants; do
   esac
 done
 
-# go list downloads the module when the cache lacks it. The module cache is
-# read-only, which CMake accepts for a source folder.
-src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-if [ -z "$src" ] || [ ! -f "$src/CMakeLists.txt" ]; then
-  go mod download github.com/ollama/ollama
-  src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-fi
+src=$(ollama_src)
 
 # One build at a time in the shared folder (two ninja runs in it at once
 # truncate its .ninja_log); the lock file lives beside it, as rm -rf below
@@ -87,7 +77,6 @@ find "$out" -maxdepth 1 -name 'libggml-cpu-*.so' -type f | while read -r f; do
 done
 # A changed library is replaced by a rename, never rewritten in place under a
 # running worker that maps it.
-install_file() { cmp -s "$1" "$2" || { cp -L "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }; }
 install_file "$build/lib/ollama/libggml-base.so.0" "$out/libggml-base.so.0"
 for v in $variants; do
   install_file "$build/lib/ollama/libggml-cpu-$v.so" "$out/libggml-cpu-$v.so"
