@@ -29,11 +29,16 @@ func (o Options) modelParams() (llama.ModelParams, error) {
 	}
 	mp.Devices = []uint64{dev}
 	mp.MainGpu = 0 // the index into Devices
-	mp.NumGpuLayers = allLayers
-	if o.GPULayers > 0 {
-		mp.NumGpuLayers = o.GPULayers
-	}
+	mp.NumGpuLayers = o.gpuLayers()
 	return mp, nil
+}
+
+// gpuLayers is how many layers cuda is asked to offload: GPULayers, or all.
+func (o Options) gpuLayers() int {
+	if o.GPULayers > 0 {
+		return o.GPULayers
+	}
+	return allLayers
 }
 
 // cudaDevice is ggml's device number of the n-th CUDA device. ggml lists a
@@ -60,12 +65,8 @@ func (e *Engine) backend() Backend {
 	if e.opts.Backend != BackendCUDA {
 		return b
 	}
-	layers := allLayers
-	if e.opts.GPULayers > 0 {
-		layers = e.opts.GPULayers
-	}
 	total := layerCount(e.model) + 1 // the output layer is offloaded last
-	b.Name, b.Device, b.OffloadedLayers = BackendCUDA, e.opts.Device, min(layers, total)
+	b.Name, b.Device, b.OffloadedLayers = BackendCUDA, e.opts.Device, min(e.opts.gpuLayers(), total)
 	slog.Info("model offloaded to the GPU", "backend", b.Name, "device", b.Device,
 		"offloaded_layers", b.OffloadedLayers, "layers", total, "cpu_variant", b.CPUVariant)
 	return b
