@@ -250,8 +250,8 @@ func (r *Reconciler) reconcile(ctx context.Context, t trigger) {
 		r.log.Info("plan-only: not applying", "plan", r.Status().LastPlan.Description)
 		return
 	}
-	if r.opts.PlanOnly && res.Plan.Degraded() {
-		r.log.Warn("plan-only: the fleet is degraded; no change fixes it", "plan", r.Status().LastPlan.Description)
+	if last := r.Status().LastPlan; r.opts.PlanOnly && last.Degraded {
+		r.log.Warn("plan-only: the fleet is degraded; no change fixes it", "plan", last.Description)
 	}
 	r.succeeded()
 }
