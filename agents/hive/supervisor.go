@@ -133,11 +133,10 @@ func (s *supervised) config() hiveapi.WorkerConfig {
 func (s *supervised) setLive(cfg hiveapi.WorkerConfig) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := func(c hiveapi.WorkerConfig) [3]string { return [3]string{c.IdleTimeout, c.LoadTimeout, c.DrainTimeout} }
-	if live(s.cfg) == live(cfg) {
+	if s.cfg.Live() == cfg.Live() {
 		return false
 	}
-	s.cfg.IdleTimeout, s.cfg.LoadTimeout, s.cfg.DrainTimeout = cfg.IdleTimeout, cfg.LoadTimeout, cfg.DrainTimeout
+	s.cfg.SetLive(cfg.Live())
 	s.st.Config = s.cfg
 	return true
 }

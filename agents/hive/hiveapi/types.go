@@ -198,10 +198,22 @@ func canonicalDuration(s string, def time.Duration) string {
 // place, no restart).
 func ConfigHash(c WorkerConfig) string {
 	c = c.Normalized()
-	c.IdleTimeout, c.LoadTimeout, c.DrainTimeout = "", "", ""
+	c.SetLive(Live{})
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// Live is the part of a WorkerConfig that a running worker takes without a
+// restart: the hive's own timers of it. ConfigHash leaves it out.
+type Live struct{ IdleTimeout, LoadTimeout, DrainTimeout string }
+
+// Live returns c's live settings.
+func (c WorkerConfig) Live() Live { return Live{c.IdleTimeout, c.LoadTimeout, c.DrainTimeout} }
+
+// SetLive sets c's live settings to l.
+func (c *WorkerConfig) SetLive(l Live) {
+	c.IdleTimeout, c.LoadTimeout, c.DrainTimeout = l.IdleTimeout, l.LoadTimeout, l.DrainTimeout
 }
 
 // Worker states reported in WorkerStatus.State.
