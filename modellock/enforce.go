@@ -92,15 +92,28 @@ func Matches(e *Entry, m *config.Model) error {
 // Hugging Face revision becomes the locked commit, and the locked sha256
 // becomes the pin the hive verifies. A model the lock lacks is an error.
 func (l *Lock) Pin(r *state.ModelRecord) error {
-	e := l.Entry(r.Name)
-	if e == nil {
+	if l.Entry(r.Name) == nil {
 		return fmt.Errorf("model %q is not in the model lock file: run rbee lock", r.Name)
 	}
-	if e.Commit != "" {
-		r.Revision = e.Commit
+	commit, sum := l.Pinned(r.Name)
+	if commit != "" {
+		r.Revision = commit
 	}
-	if p := e.Primary(); p != nil {
-		r.SHA256 = p.SHA256
+	if sum != "" {
+		r.SHA256 = sum
 	}
 	return nil
+}
+
+// Pinned is the commit and the (first) file's sha256 the lock pins for the
+// model name; "" for what it does not pin.
+func (l *Lock) Pinned(name string) (commit, sha256 string) {
+	e := l.Entry(name)
+	if e == nil {
+		return "", ""
+	}
+	if p := e.Primary(); p != nil {
+		sha256 = p.SHA256
+	}
+	return e.Commit, sha256
 }

@@ -25,17 +25,7 @@ func (b *Backend) checkFit(ctx context.Context, cfg *config.Config, p *planner.P
 	headers := &fit.Headers{}
 	headers.Store, _ = b.State.(fit.HeaderStore)
 	if lock != nil {
-		headers.Locked = func(model string) (string, string) {
-			e := lock.Entry(model)
-			if e == nil {
-				return "", ""
-			}
-			sum := ""
-			if f := e.Primary(); f != nil {
-				sum = f.SHA256
-			}
-			return e.Commit, sum
-		}
+		headers.Locked = lock.Pinned
 	}
 	r := fit.Check(ctx, fit.Input{Config: cfg, Hives: hives, Headers: headers})
 	p.Resources = r.Lines
