@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,4 +315,39 @@ func TestLowestFreeSlotFirst(t *testing.T) {
 	}
 	finish(s)
 	finish(b)
+}
+
+// A short prompt admitted with a long one is fed first and answered at the
+// next step: its first token does not wait behind the long prompt's chunks
+// (a cached conversation turn needs a few tokens). Both are admitted while
+// the scheduler is held, so they enter the same step in admission order.
+// The long prompt takes 40 steps of 8 tokens; the short one generates one
+// token per step meanwhile, so when the long one has its token the short
+// one has sent at least 38. Fed in admission order, it had sent none.
+func TestShortestPromptIsFedFirst(t *testing.T) {
+	e := load(t, Options{Slots: 2, CtxSize: 512, PrefillChunk: 8})
+	word, _ := e.Tokenize(" story", false)
+	long := slices.Repeat(word[:1], 320)
+	short, _ := e.Tokenize("hello", true)
+
+	release, held := make(chan struct{}), make(chan struct{})
+	e.exclusive <- func() { close(held); <-release }
+	<-held
+	start := func(prompt []int, tokens int) *Stream {
+		t.Helper()
+		s, err := e.Start(context.Background(), Request{Prompt: prompt, MaxTokens: tokens, Sampling: greedy(), IgnoreEOS: true, NoPromptCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := start(long, 1), start(short, 150)
+	close(release)
+	for range a.C {
+	}
+	if n := len(b.C); n < 38 {
+		t.Errorf("the short prompt had sent %d tokens when the long one sent its first, want at least 38: it should be fed first", n)
+	}
+	for range b.C {
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -243,7 +244,8 @@ func compact(active []*Stream) []*Stream {
 }
 
 // step decodes one batch: one token for every generating sequence, then
-// prompt chunks for new ones, and samples every sequence that has logits.
+// prompt chunks for new ones (shortest remaining first, see prefillOrder),
+// and samples every sequence that has logits.
 func (e *Engine) step(active []*Stream) {
 	b := e.batch
 	b.Clear()
@@ -258,9 +260,9 @@ func (e *Engine) step(active []*Stream) {
 		}
 	}
 	budget := e.opts.PrefillChunk
-	for _, s := range active {
-		if s.generating || budget == 0 {
-			continue
+	for _, s := range e.prefillOrder(active) {
+		if budget == 0 {
+			break
 		}
 		n := min(budget, len(s.req.Prompt)-s.fed)
 		s.kv = append(s.kv, s.req.Prompt[s.fed:s.fed+n]...)
@@ -299,6 +301,25 @@ func (e *Engine) step(active []*Stream) {
 		}
 		e.emit(s, tok, now)
 	}
+}
+
+// prefillOrder returns the sequences still feeding their prompt, the one
+// with the fewest prompt tokens left first (ties: the earliest admitted).
+// Shortest-remaining-first minimises the mean time to first token: a turn
+// whose conversation is cached needs a few tokens and is answered at the
+// next step instead of waiting behind another request's long prompt. A long
+// prompt cannot starve: there are at most as many sequences as slots.
+func (e *Engine) prefillOrder(active []*Stream) []*Stream {
+	e.feeding = e.feeding[:0]
+	for _, s := range active {
+		if !s.generating {
+			e.feeding = append(e.feeding, s)
+		}
+	}
+	slices.SortStableFunc(e.feeding, func(a, b *Stream) int {
+		return (len(a.req.Prompt) - a.fed) - (len(b.req.Prompt) - b.fed)
+	})
+	return e.feeding
 }
 
 // emit delivers one sampled token and ends the sequence when it should.
