@@ -330,19 +330,7 @@ func TestShortestPromptIsFedFirst(t *testing.T) {
 	long := slices.Repeat(word[:1], 320)
 	short, _ := e.Tokenize("hello", true)
 
-	release, held := make(chan struct{}), make(chan struct{})
-	e.exclusive <- func() { close(held); <-release }
-	<-held
-	start := func(prompt []int, tokens int) *Stream {
-		t.Helper()
-		s, err := e.Start(context.Background(), Request{Prompt: prompt, MaxTokens: tokens, Sampling: greedy(), IgnoreEOS: true, NoPromptCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b := start(long, 1), start(short, 150)
-	close(release)
+	a, b := admitTogether(t, e, long, 1, short, 150)
 	for range a.C {
 	}
 	if n := len(b.C); n < 38 {
@@ -350,4 +338,39 @@ func TestShortestPromptIsFedFirst(t *testing.T) {
 	}
 	for range b.C {
 	}
+}
+
+// On the CPU a step that completes a prompt takes no other: of two short
+// prompts admitted together, the first has its token a step before the
+// second, which did not wait for both prefills (tokens of one step share
+// its time stamp).
+func TestOnePromptCompletesPerStep(t *testing.T) {
+	e := load(t, Options{Slots: 2, CtxSize: 256})
+	prompt, _ := e.Tokenize("hello there", true)
+	a, b := admitTogether(t, e, prompt, 1, prompt, 1)
+	for range a.C {
+	}
+	for range b.C {
+	}
+	if !a.firstToken.Before(b.firstToken) {
+		t.Errorf("first tokens at %v and %v: the two prompts were fed in one step", a.firstToken, b.firstToken)
+	}
+}
+
+// admitTogether starts two greedy requests while the scheduler is held, so
+// that both enter the same step in this order.
+func admitTogether(t *testing.T, e *Engine, p1 []int, n1 int, p2 []int, n2 int) (*Stream, *Stream) {
+	t.Helper()
+	release, held := make(chan struct{}), make(chan struct{})
+	e.exclusive <- func() { close(held); <-release }
+	<-held
+	defer close(release)
+	start := func(prompt []int, tokens int) *Stream {
+		s, err := e.Start(context.Background(), Request{Prompt: prompt, MaxTokens: tokens, Sampling: greedy(), IgnoreEOS: true, NoPromptCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return start(p1, n1), start(p2, n2)
 }

@@ -244,8 +244,8 @@ func compact(active []*Stream) []*Stream {
 }
 
 // step decodes one batch: one token for every generating sequence, then
-// prompt chunks for new ones (shortest remaining first, see prefillOrder),
-// and samples every sequence that has logits.
+// prompt chunks for new ones (feedPrompts), and samples every sequence that
+// has logits.
 func (e *Engine) step(active []*Stream) {
 	b := e.batch
 	b.Clear()
@@ -259,25 +259,7 @@ func (e *Engine) step(active []*Stream) {
 			s.sampleNow = true
 		}
 	}
-	budget := e.opts.PrefillChunk
-	for _, s := range e.prefillOrder(active) {
-		if budget == 0 {
-			break
-		}
-		n := min(budget, len(s.req.Prompt)-s.fed)
-		s.kv = append(s.kv, s.req.Prompt[s.fed:s.fed+n]...)
-		for i := range n {
-			lastOfPrompt := s.fed+i == len(s.req.Prompt)-1
-			b.Add(s.req.Prompt[s.fed+i], nil, s.pos, lastOfPrompt, s.slot)
-			s.pos++
-			if lastOfPrompt {
-				s.iBatch = b.NumTokens() - 1
-				s.sampleNow = true
-			}
-		}
-		s.fed += n
-		budget -= n
-	}
+	e.feedPrompts(active)
 	if b.NumTokens() == 0 {
 		return
 	}
@@ -300,6 +282,38 @@ func (e *Engine) step(active []*Stream) {
 			s.stats.PromptTime = now.Sub(s.admitted)
 		}
 		e.emit(s, tok, now)
+	}
+}
+
+// feedPrompts adds prompt chunks of the sequences still feeding to the
+// batch, up to PrefillChunk tokens, shortest remaining first. On the CPU a
+// step's time grows with its tokens, so a step that completes a prompt
+// takes no other: of two turns that arrive together the first is answered
+// after its own prefill instead of after both. On a GPU a few hundred tokens
+// cost about what one does, and prompts share the step.
+func (e *Engine) feedPrompts(active []*Stream) {
+	b := e.batch
+	budget := e.opts.PrefillChunk
+	for _, s := range e.prefillOrder(active) {
+		if budget == 0 {
+			break
+		}
+		n := min(budget, len(s.req.Prompt)-s.fed)
+		s.kv = append(s.kv, s.req.Prompt[s.fed:s.fed+n]...)
+		for i := range n {
+			lastOfPrompt := s.fed+i == len(s.req.Prompt)-1
+			b.Add(s.req.Prompt[s.fed+i], nil, s.pos, lastOfPrompt, s.slot)
+			s.pos++
+			if lastOfPrompt {
+				s.iBatch = b.NumTokens() - 1
+				s.sampleNow = true
+			}
+		}
+		s.fed += n
+		budget -= n
+		if s.sampleNow && e.opts.Backend != BackendCUDA {
+			break
+		}
 	}
 }
 
