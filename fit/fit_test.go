@@ -96,12 +96,21 @@ func TestNeed(t *testing.T) {
 			m1.Weights + 2*own(m1) + own(m4)},
 		{"two models map their own weights", []worker{w("chat", "q3", 1, m1), w("embed", "other", 1, m1)}, false, 2 * m1.Total},
 		{"a GPU holds a copy per replica", []worker{w("chat", "q3", 3, m1)}, true, 3 * m1.Total},
+		{"repacked matrices are a copy per CPU worker", []worker{repacked(w("chat", "q3", 3, m1), m1.Weights/4)}, false,
+			m1.Weights - m1.Weights/4 + 3*(own(m1)+m1.Weights/4)},
+		{"a GPU worker's copy includes what the CPU would repack", []worker{repacked(w("chat", "q3", 3, m1), m1.Weights/4)}, true, 3 * m1.Total},
 	}
 	for _, tc := range cases {
 		if got := need(tc.ws, tc.gpu); got != tc.want {
 			t.Errorf("%s: need = %d, want %d", tc.name, got, tc.want)
 		}
 	}
+}
+
+// repacked is w on a model of which the CPU backend repacks n bytes.
+func repacked(w worker, n int64) worker {
+	w.meta.RepackBytes = n
+	return w
 }
 
 // hive is what a hive reports: its RAM and q3 in its catalog.

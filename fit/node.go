@@ -42,7 +42,7 @@ func (r *Report) node(n *config.Node, live *hiveapi.State, ws []worker) {
 	}
 	for _, m := range order {
 		ws := groups[m]
-		have := m.free + running(live, ws)
+		have := m.free + running(live, ws, m.gpu)
 		total := need(ws, m.gpu)
 		used := m.total - have + total
 		workers := 0
@@ -71,28 +71,36 @@ func memoryOf(res hiveapi.Resources, p *config.Pool) (memory, bool) {
 }
 
 // need adds up the workers' memory. On the CPU the weights are mapped from
-// the file, so the workers of one model share them; a GPU holds a copy each.
+// the file, so the workers of one model share them, except what each holds
+// alone (private).
 func need(ws []worker, gpu bool) int64 {
 	var total int64
 	seen := map[string]bool{}
 	for _, w := range ws {
-		per := w.mem.Total - w.mem.Weights
-		total += int64(w.pool.Replicas) * per
-		switch {
-		case gpu:
-			total += int64(w.pool.Replicas) * w.mem.Weights
-		case !seen[w.pool.Model]:
+		own := private(w.meta, w.mem, gpu)
+		total += int64(w.pool.Replicas) * (w.mem.Total - w.mem.Weights + own)
+		if shared := w.mem.Weights - own; shared > 0 && !seen[w.pool.Model] {
 			seen[w.pool.Model] = true
-			total += w.mem.Weights
+			total += shared
 		}
 	}
 	return total
 }
 
+// private is the part of the weights a worker holds alone: on a GPU all of
+// them, on the CPU the matrices the CPU backend repacks at load
+// (Metadata.RepackBytes).
+func private(meta gguf.Metadata, mem gguf.Memory, gpu bool) int64 {
+	if gpu {
+		return mem.Weights
+	}
+	return min(meta.RepackBytes, mem.Weights)
+}
+
 // running is the memory that this node's running workers of these pools
-// hold now, estimated from the configuration they run with: it is free
-// again once apply replaces them.
-func running(live *hiveapi.State, ws []worker) int64 {
+// hold alone now, estimated from the configuration they run with: it is
+// free again once apply replaces them.
+func running(live *hiveapi.State, ws []worker, gpu bool) int64 {
 	var n int64
 	for _, st := range live.Workers {
 		for _, w := range ws {
@@ -102,7 +110,7 @@ func running(live *hiveapi.State, ws []worker) int64 {
 			c := st.Config
 			mem, err := w.meta.Estimate(gguf.Workload{CtxSize: c.CtxSize, Slots: c.Slots, FlashAttn: c.FlashAttn, KVCacheType: w.pool.KVCacheType})
 			if err == nil {
-				n += mem.Total - mem.Weights
+				n += mem.Total - mem.Weights + private(w.meta, mem, gpu)
 			}
 		}
 	}

@@ -167,3 +167,59 @@ func TestEstimateWorkloads(t *testing.T) {
 		}
 	}
 }
+
+// The CPU backend repacks 2-D Q4_0, Q4_K, IQ4_NL and Q2_K matrices whose
+// rows come in multiples of 8, and nothing else.
+func TestRepackable(t *testing.T) {
+	const q2K, q4K, q6K, iq4NL = 10, 12, 14, 20
+	cases := []struct {
+		typ  TensorType
+		dims []uint64
+		want bool
+	}{
+		{TensorQ4_0, []uint64{2048, 5632}, true},
+		{q4K, []uint64{2048, 256}, true},
+		{iq4NL, []uint64{2048, 256}, true},
+		{q2K, []uint64{2048, 256}, true},
+		{TensorQ4_0, []uint64{2048, 1, 1}, false}, // one row
+		{TensorQ4_0, []uint64{2048, 12}, false},   // rows not a multiple of 8
+		{TensorQ4_0, []uint64{2048, 256, 8}, false},
+		{TensorQ4_0, []uint64{2048, 256, 1}, true},
+		{TensorQ4_0, []uint64{2048}, false},
+		{q6K, []uint64{2048, 256}, false},
+		{TensorQ8_0, []uint64{2048, 256}, false},
+		{TensorF32, []uint64{2048, 256}, false},
+	}
+	for _, c := range cases {
+		if got := repackable(TensorInfo{Name: "blk.0.ffn_up.weight", Type: c.typ, Dims: c.dims}); got != c.want {
+			t.Errorf("%s %v: repackable = %v, want %v", c.typ, c.dims, got, c.want)
+		}
+	}
+}
+
+// RepackBytes matches "load_tensors: CPU_REPACK model buffer size" that
+// llama.cpp (the copy rbee links, built with GGML_CPU_REPACK) printed when
+// `rbee worker` loaded each shared model on an AVX-512 CPU, in MiB as it
+// prints them. (The TinyLlama-shaped Q4_0 benchmark model: 554.91 MiB.)
+func TestRepackBytesAgainstLlamaCpp(t *testing.T) {
+	cases := []struct {
+		file string
+		mib  float64
+	}{
+		{"llama3-Q4_K_M.gguf", 0.69},
+		{"phi3-Q4_K_M.gguf", 0.42},
+		{"qwen2-Q4_K_M.gguf", 0.54},
+		{"llama-2-tiny-random.gguf", 0}, // F32 and F16: nothing to repack
+		{"stories260K.gguf", 0},
+	}
+	for _, c := range cases {
+		f, err := ReadFile(sharedModel(t, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := float64(f.Metadata().RepackBytes) / (1 << 20)
+		if got < c.mib-0.005 || got > c.mib+0.005 {
+			t.Errorf("%s: RepackBytes = %.3f MiB, llama.cpp repacked %.2f MiB", c.file, got, c.mib)
+		}
+	}
+}

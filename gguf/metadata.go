@@ -5,23 +5,28 @@ package gguf
 // It is read from a header alone (no tensor data), so a file's first bytes
 // fetched over HTTP are enough. Counts that the header does not give are 0.
 type Metadata struct {
-	Architecture  string `json:"architecture"`
-	Parameters    int64  `json:"parameters"`
-	Quantization  string `json:"quantization"`
-	TensorBytes   int64  `json:"tensor_bytes"`   // the weights: every tensor's data
-	DecodeBytes   int64  `json:"decode_bytes"`   // weights read for each generated token (all but the token embedding lookup)
-	Layers        int    `json:"layers"`         // {arch}.block_count
-	Embedding     int    `json:"embedding"`      // {arch}.embedding_length
-	FeedForward   int    `json:"feed_forward"`   // {arch}.feed_forward_length (the first layer's when it varies)
-	Heads         int    `json:"heads"`          // {arch}.attention.head_count
-	KVHeads       int    `json:"kv_heads"`       // {arch}.attention.head_count_kv (Heads when absent)
-	KeyLength     int    `json:"key_length"`     // {arch}.attention.key_length (Embedding ÷ Heads when absent)
-	ValueLength   int    `json:"value_length"`   // {arch}.attention.value_length (KeyLength when absent)
-	Vocab         int    `json:"vocab"`          // tokens of the vocabulary
-	ContextLength int    `json:"context_length"` // the trained context, {arch}.context_length
-	SlidingWindow int    `json:"sliding_window,omitempty"`
-	SWALayers     int    `json:"swa_layers,omitempty"` // layers that attend only to the last SlidingWindow tokens
-	Shards        int    `json:"shards,omitempty"`     // files of a split model (0 or 1: one file)
+	Architecture string `json:"architecture"`
+	Parameters   int64  `json:"parameters"`
+	Quantization string `json:"quantization"`
+	TensorBytes  int64  `json:"tensor_bytes"` // the weights: every tensor's data
+	DecodeBytes  int64  `json:"decode_bytes"` // weights read for each generated token (all but the token embedding lookup)
+	// RepackBytes are the weights ggml's CPU backend copies at load into the
+	// interleaved layout of its AVX2 and AVX-512 kernels (see repackable): a
+	// CPU worker holds its own copy of these, while the rest stays mapped
+	// from the file, shared by every worker of the model on the node.
+	RepackBytes   int64 `json:"repack_bytes,omitempty"`
+	Layers        int   `json:"layers"`         // {arch}.block_count
+	Embedding     int   `json:"embedding"`      // {arch}.embedding_length
+	FeedForward   int   `json:"feed_forward"`   // {arch}.feed_forward_length (the first layer's when it varies)
+	Heads         int   `json:"heads"`          // {arch}.attention.head_count
+	KVHeads       int   `json:"kv_heads"`       // {arch}.attention.head_count_kv (Heads when absent)
+	KeyLength     int   `json:"key_length"`     // {arch}.attention.key_length (Embedding ÷ Heads when absent)
+	ValueLength   int   `json:"value_length"`   // {arch}.attention.value_length (KeyLength when absent)
+	Vocab         int   `json:"vocab"`          // tokens of the vocabulary
+	ContextLength int   `json:"context_length"` // the trained context, {arch}.context_length
+	SlidingWindow int   `json:"sliding_window,omitempty"`
+	SWALayers     int   `json:"swa_layers,omitempty"` // layers that attend only to the last SlidingWindow tokens
+	Shards        int   `json:"shards,omitempty"`     // files of a split model (0 or 1: one file)
 }
 
 // swaRule is how llama.cpp lays out sliding-window layers for one
@@ -58,6 +63,9 @@ func (f *File) Metadata() Metadata {
 			m.TensorBytes += n
 			if t.Name != "token_embd.weight" || !f.hasTensor("output.weight") {
 				m.DecodeBytes += n
+				if repackable(t) {
+					m.RepackBytes += n
+				}
 			}
 		}
 	}
@@ -90,6 +98,28 @@ func (f *File) Metadata() Metadata {
 	m.Vocab = f.vocabSize(arch)
 	m.SlidingWindow, m.SWALayers = f.slidingWindow(arch, m.Layers)
 	return m
+}
+
+// repackable reports whether the CPU backend repacks t for its matrix
+// kernels on x86 (ggml_repack_get_optimal_repack_type in the pinned ggml):
+// a 2-D Q4_0, Q4_K, IQ4_NL or Q2_K matrix whose rows come in multiples of
+// 8. Q2_K needs AVX-512 and the rest AVX2; on a CPU without them this
+// overstates a worker's private memory, which errs on the safe side.
+func repackable(t TensorInfo) bool {
+	switch t.Type {
+	case TensorQ4_0, 10, 12, 20: // Q4_0, Q2_K, Q4_K, IQ4_NL
+	default:
+		return false
+	}
+	if len(t.Dims) < 2 || t.Dims[1]%8 != 0 {
+		return false
+	}
+	for _, d := range t.Dims[2:] {
+		if d != 1 {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *File) hasTensor(name string) bool {

@@ -56,14 +56,21 @@ mkdir -p "$(dirname "$build")"
 exec 9>"$build.lock"
 flock 9
 
-# Configure once per source; CMake and ninja redo only what changed. $ORIGIN
-# makes each library find libggml-base beside it wherever the folder is copied.
-if [ ! -f "$build/build.ninja" ] || ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$build/CMakeCache.txt"; then
+# Configure once per source and options; CMake and ninja redo only what
+# changed. $ORIGIN makes each library find libggml-base beside it wherever the
+# folder is copied. GGML_CPU_REPACK (on in llama.cpp's own build, off in
+# Ollama's) lets the CPU backend copy Q4_0, Q4_K and IQ4_NL matrices at load
+# into the interleaved layout its AVX2/AVX-512 kernels read: prompts about
+# twice and batched decoding nearly three times as fast (README, design notes).
+options=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CPU_REPACK=ON
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN')
+stamp="$src ${options[*]}"
+if [ ! -f "$build/build.ninja" ] || [ "$(cat "$build/rbee-configure" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$build"
   mkdir -p "$build"
-  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN' >"$build/configure.log" ||
+  cmake -S "$src" -B "$build" "${options[@]}" >"$build/configure.log" ||
     { cat "$build/configure.log" >&2; exit 1; }
+  printf '%s\n' "$stamp" >"$build/rbee-configure"
 fi
 echo "ggml CPU libraries: ${variants% } (in $build)"
 nice -n 10 ninja -C "$build" -j "$jobs" "${targets[@]}" | { grep -v '^\[' || true; }
