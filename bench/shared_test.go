@@ -53,6 +53,17 @@ func benchModel(b *testing.B, bin string) string {
 }
 
 // median of xs (0 for none).
+// medianRatio is the median of num[i] ÷ den[i]: pairs measured back to back
+// share the load of the moment, so their ratio resists load that drifts
+// from one pair to the next better than a ratio of medians does.
+func medianRatio(num, den []float64) float64 {
+	ratios := make([]float64, len(num))
+	for i := range num {
+		ratios[i] = num[i] / den[i]
+	}
+	return median(ratios)
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)

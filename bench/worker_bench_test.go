@@ -166,11 +166,11 @@ func workerLoopRates(r engine.LoopResult) workerRates {
 // pairedRatio is the median over rounds of worker ÷ bare decode rates of
 // the same round, which ran back to back.
 func pairedRatio(worker, bare []workerRates) float64 {
-	ratios := make([]float64, len(worker))
+	w, b := make([]float64, len(worker)), make([]float64, len(bare))
 	for i := range worker {
-		ratios[i] = worker[i].decode / bare[i].decode
+		w[i], b[i] = worker[i].decode, bare[i].decode
 	}
-	return median(ratios)
+	return medianRatio(w, b)
 }
 
 // workerRateMedian takes the median of each rate separately.
