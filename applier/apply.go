@@ -272,7 +272,7 @@ func (e *executor) node(ctx context.Context, c *planner.Change) error {
 		return fmt.Errorf("record the hive token of %s: %w", n.Name, err)
 	}
 	rec := *after
-	rec.HiveURL, rec.HiveVersion, rec.BinarySHA256 = h.URL, h.Version, h.BinarySHA256
+	rec.HiveURL, rec.HiveVersion, rec.BinarySHA256, rec.CPUVariant = h.URL, h.Version, h.BinarySHA256, h.CPUVariant
 	rec.Status, rec.LastContact, rec.Warnings = state.NodeReady, time.Now().UTC(), nil
 	e.setDetail(c.Addr, fmt.Sprintf("hive %s at %s", h.Version, h.URL))
 	return store.Put(ctx, rec)

@@ -86,6 +86,7 @@ type InstalledHive struct {
 	Token        string
 	Version      string
 	BinarySHA256 string
+	CPUVariant   string // the ggml CPU library its workers load
 	Mode         string // setsid | systemd
 }
 
@@ -125,7 +126,7 @@ func InstallHive(ctx context.Context, t transport.Transport, n Node) (InstalledH
 	if err != nil {
 		return InstalledHive{}, err
 	}
-	return InstalledHive{URL: n.HiveURL(), Token: token, Version: h.Version, BinarySHA256: sum, Mode: mode}, nil
+	return InstalledHive{URL: n.HiveURL(), Token: token, Version: h.Version, BinarySHA256: sum, CPUVariant: h.CPUVariant, Mode: mode}, nil
 }
 
 // hiveBinary resolves the file installed as a hive (path, or this rbee

@@ -22,6 +22,9 @@ const DefaultPort = spec.DefaultHivePort
 type Health struct {
 	Status  string `json:"status"` // always "ok" when the hive answers
 	Version string `json:"version"`
+	// CPUVariant is the ggml CPU library the node's workers load (as in
+	// Resources), so that apply records it with the freshly installed hive.
+	CPUVariant string `json:"cpu_variant,omitempty"`
 }
 
 // ModelSpec is the body of PUT /v1/models/{name}: where a model comes from.
