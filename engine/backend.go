@@ -113,14 +113,11 @@ func CurrentBackend() Backend {
 	return b
 }
 
-// cpuReg is ggml's CPU backend registry entry; nil without one.
-func cpuReg() *C.struct_ggml_backend_reg { return C.rbee_cpu_reg() }
-
 // probeBackend asks ggml which CPU device llama.cpp takes (the first one,
 // which is the loaded library with the best score) and which file it lives in.
 func probeBackend() Backend {
 	b := Backend{Name: "cpu", CPUVariant: cpu.BuiltinVariant(), Features: []string{}}
-	reg := cpuReg()
+	reg := C.rbee_cpu_reg()
 	if reg == nil {
 		return b
 	}

@@ -61,7 +61,6 @@ type Engine struct {
 	opts     Options
 	model    *llama.Model
 	lc       *llama.Context
-	pool     *threadPool // the CPU threads lc computes with; nil: ggml's own
 	batch    *llama.Batch
 	pieces   pieceCache
 	template string    // what RenderChat passes to llama.cpp; "" for ChatML
@@ -117,16 +116,13 @@ func Load(ctx context.Context, path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("creating a context of %d×%d tokens for %s: %w (try a smaller --ctx-size or fewer --slots)", opts.Slots, opts.CtxSize, path, err)
 	}
 	setEmbeddings(lc, opts.Embeddings)
-	pool := attachThreadPool(lc, opts.Threads)
 	batch, err := llama.NewBatch(opts.ubatch(), 1, 0)
 	if err != nil {
 		freeContext(lc)
-		pool.free(nil)
 		llama.FreeModel(model)
 		return nil, err
 	}
 	e := newEngine(opts, model, lc, batch)
-	e.pool = pool
 	e.info = e.describe(path, fi.Size())
 	go e.run()
 	slog.Info("model loaded", "path", path, "arch", e.info.Arch, "vocab", e.info.Vocab,
@@ -236,10 +232,9 @@ func (e *Engine) Close() error {
 		close(e.quit)
 		<-e.done
 		e.batch.Free()
-		e.pool.free(e.lc)
 		freeContext(e.lc)
 		llama.FreeModel(e.model)
-		e.lc, e.model, e.batch, e.pool = nil, nil, nil, nil
+		e.lc, e.model, e.batch = nil, nil, nil
 	})
 	return nil
 }
