@@ -63,8 +63,10 @@ func BenchmarkGateway(b *testing.B) {
 		b.Fatal(err)
 	}
 	var workers []string
-	for _, w := range snap.Workers {
+	workerURL := map[string]string{} // by the name the gateway gives a worker
+	for a, w := range snap.Workers {
 		workers = append(workers, w.URL)
+		workerURL[a.String()] = w.URL
 	}
 	slices.Sort(workers)
 	affine := startGateway(ctx, b, st, false)
@@ -75,7 +77,7 @@ func BenchmarkGateway(b *testing.B) {
 		name string
 		run  func(b *testing.B)
 	}{
-		{"ttft", func(b *testing.B) { ttftRatio(b, affine, workers[0], tok) }},
+		{"ttft", func(b *testing.B) { ttftRatio(b, affine, workerURL, tok) }},
 		{"decode", func(b *testing.B) { decodeRatio(b, affine, workers, tok) }},
 		{"overload", func(b *testing.B) { overload(b, affine) }},
 		{"multi-turn", func(b *testing.B) { multiTurn(b, affine, plain) }},
@@ -153,10 +155,17 @@ func startGateway(ctx context.Context, b *testing.B, st *state.Store, noAffinity
 	}
 }
 
+// streamed is how one streamed completion went.
+type streamed struct {
+	ttft   time.Duration // to the first token chunk
+	tokens int           // token chunks
+	worker string        // the worker that answered, as the gateway names it
+}
+
 // stream sends a streamed completion to base (a gateway or a worker) and
-// returns the time to the first token chunk, the number of token chunks and
-// the total time.
-func stream(base, token, model, prompt string, n int) (ttft time.Duration, tokens int, total time.Duration, err error) {
+// reads the answer to its end, as an SDK does (so the connection is kept).
+func stream(base, token, model, prompt string, n int) (streamed, error) {
+	var out streamed
 	body := fmt.Sprintf(`{"model":%q,"prompt":%q,"max_tokens":%d,"temperature":0,"seed":1,"ignore_eos":true,"stream":true}`, model, prompt, n)
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -166,45 +175,56 @@ func stream(base, token, model, prompt string, n int) (ttft time.Duration, token
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, 0, err
+		return out, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, 0, fmt.Errorf("%s answered %s", base, resp.Status)
+		return out, fmt.Errorf("%s answered %s", base, resp.Status)
 	}
+	out.worker = resp.Header.Get(gateway.HeaderWorker)
+	done := false
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"finish_reason":null`) {
-			if tokens == 0 {
-				ttft = time.Since(start)
+			if out.tokens == 0 {
+				out.ttft = time.Since(start)
 			}
-			tokens++
+			out.tokens++
 		}
-		if line == "data: [DONE]" {
-			return ttft, tokens, time.Since(start), nil
-		}
+		done = done || line == "data: [DONE]"
 	}
-	return ttft, tokens, time.Since(start), fmt.Errorf("the stream from %s ended before [DONE]", base)
+	if !done {
+		return out, fmt.Errorf("the stream from %s ended before [DONE]", base)
+	}
+	return out, nil
 }
 
-func ttftRatio(b *testing.B, gw, worker, token string) {
+// ttftRatio compares the time to first token through the gateway with the
+// same request sent straight to the worker the gateway chose (prefix
+// affinity keeps choosing it), one of each back to back, alternating which
+// goes first.
+func ttftRatio(b *testing.B, gw string, workerURL map[string]string, token string) {
+	first, err := stream(gw, "", "bench", inferPrompt, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	worker, ok := workerURL[first.worker]
+	if !ok {
+		b.Fatalf("the gateway named worker %q, which the state does not have", first.worker)
+	}
 	var direct, through []float64
 	for i := range gwRuns + 1 {
-		paths := []func() (time.Duration, int, time.Duration, error){
-			func() (time.Duration, int, time.Duration, error) {
-				return stream(worker, token, "bench", inferPrompt, 2)
-			},
-			func() (time.Duration, int, time.Duration, error) { return stream(gw, "", "bench", inferPrompt, 2) },
-		}
+		bases := []string{worker, gw}
+		tokens := []string{token, ""}
 		var got [2]float64
-		for k := range paths {
+		for k := range bases {
 			p := (i + k) % 2
-			t, _, _, err := paths[p]()
+			r, err := stream(bases[p], tokens[p], "bench", inferPrompt, 2)
 			if err != nil {
 				b.Fatal(err)
 			}
-			got[p] = millis(t)
+			got[p] = millis(r.ttft)
 		}
 		if i > 0 {
 			direct, through = append(direct, got[0]), append(through, got[1])
@@ -227,12 +247,12 @@ func concurrent(b *testing.B, targets []string, token string, n int) float64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, t, _, err := stream(targets[i%len(targets)], token, "bench", fmt.Sprintf("Story %d: once upon a time", i), gwDecodeTokens)
+			r, err := stream(targets[i%len(targets)], token, "bench", fmt.Sprintf("Story %d: once upon a time", i), gwDecodeTokens)
 			if err != nil {
 				b.Error(err)
 			}
 			mu.Lock()
-			tokens += t
+			tokens += r.tokens
 			mu.Unlock()
 		}()
 	}
@@ -272,13 +292,13 @@ func overload(b *testing.B, gw string) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) {
-				ttft, _, _, err := stream(gw, "", "bench", fmt.Sprintf("Client %d asks: once upon a time", c), 4)
+				r, err := stream(gw, "", "bench", fmt.Sprintf("Client %d asks: once upon a time", c), 4)
 				mu.Lock()
 				if err != nil {
 					errs++
 				} else {
 					done[c]++
-					waits = append(waits, millis(ttft))
+					waits = append(waits, millis(r.ttft))
 				}
 				mu.Unlock()
 			}
@@ -319,12 +339,12 @@ func conversation(gw string, id int) ([]float64, error) {
 			time.Sleep(thinkTime(id, turn))
 		}
 		history += fmt.Sprintf("\nUser: tell me more, part %d.\nAssistant:", turn)
-		ttft, _, _, err := stream(gw, "", "bench", history, 8)
+		r, err := stream(gw, "", "bench", history, 8)
 		if err != nil {
 			return nil, err
 		}
 		if turn > 0 {
-			out = append(out, millis(ttft))
+			out = append(out, millis(r.ttft))
 		}
 		history += " and so the story goes on."
 	}
