@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +24,13 @@ import (
 
 // Settings of the gateway benchmark.
 const (
-	gwRuns         = 7                // interleaved time-to-first-token runs of each path
-	gwDecodeTokens = 32               // tokens of each stream of the aggregate decode test
-	gwDecodeRuns   = 5                // interleaved aggregate decode runs of each path
-	gwOverload     = 30 * time.Second // how long the overload test runs
-	gwTurns        = 4                // turns of each multi-turn conversation
-	gwChats        = 8                // conversations
+	gwRuns         = 7                       // interleaved time-to-first-token runs of each path
+	gwDecodeTokens = 32                      // tokens of each stream of the aggregate decode test
+	gwDecodeRuns   = 5                       // interleaved aggregate decode runs of each path
+	gwPollSettle   = 1500 * time.Millisecond // > the gateway's worker poll interval (1 s)
+	gwOverload     = 30 * time.Second        // how long the overload test runs
+	gwTurns        = 4                       // turns of each multi-turn conversation
+	gwChats        = 8                       // conversations
 )
 
 // BenchmarkGateway measures rbee gateway on a fleet brought up with `rbee
@@ -236,18 +238,26 @@ func ttftRatio(b *testing.B, gw string, workerURL map[string]string, token strin
 		gwRuns, loadAverage(), md, mg, mg/md, paired)
 }
 
+// concurrentRuns numbers the runs of concurrent.
+var concurrentRuns atomic.Int64
+
 // concurrent runs n streams at once, to the targets in turn, and returns
-// the tokens per second of all of them together.
+// the tokens per second of all of them together. Every run has prompts of
+// its own, so that no worker holds one in its cache: a direct run sends
+// stream i to worker i mod 2 every time, the gateway need not, and a cached
+// prompt saves a prefill the other path pays.
 func concurrent(b *testing.B, targets []string, token string, n int) float64 {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	tokens := 0
+	run := concurrentRuns.Add(1)
 	start := time.Now()
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := stream(targets[i%len(targets)], token, "bench", fmt.Sprintf("Story %d: once upon a time", i), gwDecodeTokens)
+			prompt := fmt.Sprintf("Run %03d, story %d: once upon a time", run, i)
+			r, err := stream(targets[i%len(targets)], token, "bench", prompt, gwDecodeTokens)
 			if err != nil {
 				b.Error(err)
 			}
@@ -261,15 +271,24 @@ func concurrent(b *testing.B, targets []string, token string, n int) float64 {
 }
 
 func decodeRatio(b *testing.B, gw string, workers []string, token string) {
+	// The gateway counts slots busy with requests it did not send (direct
+	// ones) from its once-a-second poll of each worker: right after a direct
+	// run it may still count one worker's as busy and send three streams to
+	// the other. Every run therefore starts after a poll has seen the one
+	// before it end, so both paths also start from the same idle machine.
+	run := func(targets []string, token string) float64 {
+		time.Sleep(gwPollSettle)
+		return concurrent(b, targets, token, 4)
+	}
 	var direct, through []float64
 	for i := range gwDecodeRuns {
 		var d, g float64
 		if i%2 == 0 { // alternate which goes first
-			d = concurrent(b, workers, token, 4)
-			g = concurrent(b, []string{gw}, "", 4)
+			d = run(workers, token)
+			g = run([]string{gw}, "")
 		} else {
-			g = concurrent(b, []string{gw}, "", 4)
-			d = concurrent(b, workers, token, 4)
+			g = run([]string{gw}, "")
+			d = run(workers, token)
 		}
 		direct, through = append(direct, d), append(through, g)
 	}
