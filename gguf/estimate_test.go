@@ -171,7 +171,7 @@ func TestEstimateWorkloads(t *testing.T) {
 // The CPU backend repacks 2-D Q4_0, Q4_K, IQ4_NL and Q2_K matrices whose
 // rows come in multiples of 8, and nothing else.
 func TestRepackable(t *testing.T) {
-	const q2K, q4K, q6K, iq4NL = 10, 12, 14, 20
+	const q2K, q4K, q6K, iq4NL = TensorQ2_K, TensorQ4_K, 14, TensorIQ4_NL
 	cases := []struct {
 		typ  TensorType
 		dims []uint64

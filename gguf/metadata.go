@@ -107,7 +107,7 @@ func (f *File) Metadata() Metadata {
 // overstates a worker's private memory, which errs on the safe side.
 func repackable(t TensorInfo) bool {
 	switch t.Type {
-	case TensorQ4_0, 10, 12, 20: // Q4_0, Q2_K, Q4_K, IQ4_NL
+	case TensorQ4_0, TensorQ2_K, TensorQ4_K, TensorIQ4_NL:
 	default:
 		return false
 	}

@@ -5,13 +5,17 @@ import "fmt"
 // TensorType is a ggml element type (F32, F16, Q4_0, ...).
 type TensorType uint32
 
-// The ggml tensor types that rbee writes; the reader knows the rest by number.
+// The ggml tensor types that rbee writes or treats specially; the reader
+// knows the rest by number.
 const (
-	TensorF32  TensorType = 0
-	TensorF16  TensorType = 1
-	TensorQ4_0 TensorType = 2
-	TensorQ8_0 TensorType = 8
-	TensorBF16 TensorType = 30
+	TensorF32    TensorType = 0
+	TensorF16    TensorType = 1
+	TensorQ4_0   TensorType = 2
+	TensorQ8_0   TensorType = 8
+	TensorQ2_K   TensorType = 10
+	TensorQ4_K   TensorType = 12
+	TensorIQ4_NL TensorType = 20
+	TensorBF16   TensorType = 30
 )
 
 // tensorTypeInfo is the name and block layout of a ggml type.
