@@ -12,7 +12,6 @@ import (
 	"github.com/rbee-dev/rbee/agents/hive/hiveapi"
 	"github.com/rbee-dev/rbee/agents/hive/modelstore"
 	"github.com/rbee-dev/rbee/api"
-	"github.com/rbee-dev/rbee/engine/cpu"
 )
 
 // Handler is the hive's HTTP API (see the package hiveapi for the types).
@@ -69,7 +68,7 @@ func recoverer(h *Hive, next http.Handler) http.Handler {
 }
 
 func (h *Hive) getHealth(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, hiveapi.Health{Status: "ok", Version: h.cfg.Version, CPUVariant: cpu.HostVariant(cpu.LibraryDir())})
+	api.WriteJSON(w, http.StatusOK, hiveapi.Health{Status: "ok", Version: h.cfg.Version, CPUVariant: workerCPUVariant()})
 }
 
 func (h *Hive) getState(w http.ResponseWriter, r *http.Request) {

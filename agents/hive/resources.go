@@ -38,6 +38,11 @@ type Probe struct {
 	GPUs func(ctx context.Context) []hiveapi.GPU
 }
 
+// workerCPUVariant is the ggml CPU library this node's workers load. The
+// hive runs the binary its workers run, with the same environment, so they
+// load from the same library folder.
+func workerCPUVariant() string { return cpu.HostVariant(cpu.LibraryDir()) }
+
 // Resources returns the node's resources now.
 func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 	r := hiveapi.Resources{CPUCount: runtime.NumCPU(), CPUFeatures: []string{}, GPUs: []hiveapi.GPU{}}
@@ -54,9 +59,7 @@ func (p Probe) Resources(ctx context.Context) hiveapi.Resources {
 		slices.Sort(r.CPUFeatures)
 		r.CPUFeatures = slices.Compact(r.CPUFeatures)
 	}
-	// The hive runs the binary its workers run, with the same environment,
-	// so they load from the same library folder.
-	r.CPUVariant = cpu.HostVariant(cpu.LibraryDir())
+	r.CPUVariant = workerCPUVariant()
 	r.CUDALibrary = cudaLibrary(cpu.LibraryDir())
 	gpus := p.GPUs
 	if gpus == nil {
