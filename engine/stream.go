@@ -298,7 +298,7 @@ func (e *Engine) feedPrompts(active []*Stream) {
 		if budget == 0 {
 			break
 		}
-		n := min(budget, len(s.req.Prompt)-s.fed)
+		n := min(budget, s.promptLeft())
 		s.kv = append(s.kv, s.req.Prompt[s.fed:s.fed+n]...)
 		for i := range n {
 			lastOfPrompt := s.fed+i == len(s.req.Prompt)-1
@@ -330,11 +330,12 @@ func (e *Engine) prefillOrder(active []*Stream) []*Stream {
 			e.feeding = append(e.feeding, s)
 		}
 	}
-	slices.SortStableFunc(e.feeding, func(a, b *Stream) int {
-		return (len(a.req.Prompt) - a.fed) - (len(b.req.Prompt) - b.fed)
-	})
+	slices.SortStableFunc(e.feeding, func(a, b *Stream) int { return a.promptLeft() - b.promptLeft() })
 	return e.feeding
 }
+
+// promptLeft is how many prompt tokens s has still to feed.
+func (s *Stream) promptLeft() int { return len(s.req.Prompt) - s.fed }
 
 // emit delivers one sampled token and ends the sequence when it should.
 func (e *Engine) emit(s *Stream, tok int, now time.Time) {
