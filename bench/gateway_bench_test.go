@@ -215,10 +215,9 @@ func ttftRatio(b *testing.B, gw string, workerURL map[string]string, token strin
 	if !ok {
 		b.Fatalf("the gateway named worker %q, which the state does not have", first.worker)
 	}
+	bases, tokens := []string{worker, gw}, []string{token, ""} // direct, through the gateway
 	var direct, through []float64
 	for i := range gwRuns + 1 {
-		bases := []string{worker, gw}
-		tokens := []string{token, ""}
 		var got [2]float64
 		for k := range bases {
 			p := (i + k) % 2

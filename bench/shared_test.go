@@ -52,7 +52,6 @@ func benchModel(b *testing.B, bin string) string {
 	return path
 }
 
-// median of xs (0 for none).
 // medianRatio is the median of num[i] ÷ den[i]: pairs measured back to back
 // share the load of the moment, so their ratio resists load that drifts
 // from one pair to the next better than a ratio of medians does.
@@ -64,6 +63,7 @@ func medianRatio(num, den []float64) float64 {
 	return median(ratios)
 }
 
+// median of xs (0 for none).
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
