@@ -284,10 +284,14 @@ func stopChild(b *testing.B, cmd *exec.Cmd) {
 }
 
 // streams runs n concurrent native streams of tokens tokens each. The
-// decode rate counts the tokens that arrived between the moment every stream
-// had its first token and the moment the first stream ended, over that
-// time (the steady state); the end-to-end rate counts all tokens from the
-// first request to the last token.
+// decode rate is the steady state: between the moment every stream had its
+// first token and the moment the first stream ended, each stream's own rate
+// (its tokens in that window, over the time between the first and the last
+// of them), summed over the streams. Summing per-stream rates counts every
+// step once for every stream: a window cut at one stream's last token would
+// leave out the other streams' tokens of that same step, which arrive a few
+// microseconds later. The end-to-end rate counts all tokens from the first
+// request to the last token.
 func (w *workerProc) streams(b *testing.B, n, tokens int) workerRates {
 	stamps := make([][]time.Time, n)
 	errs := make([]error, n)
@@ -335,19 +339,26 @@ func (w *workerProc) streams(b *testing.B, n, tokens int) workerRates {
 			end = last
 		}
 	}
-	count := 0
-	for _, ts := range stamps {
+	decode := 0.0
+	for i, ts := range stamps {
+		var first, last time.Time
+		count := 0
 		for _, t := range ts {
-			if t.After(from) && !t.After(to) {
-				count++
+			if t.Before(from) || t.After(to) {
+				continue
 			}
+			if count == 0 {
+				first = t
+			}
+			last, count = t, count+1
 		}
-	}
-	if !to.After(from) || count == 0 {
-		b.Fatalf("streams did not overlap (from %v to %v)", from, to)
+		if count < 2 || !last.After(first) {
+			b.Fatalf("stream %d has %d tokens while all %d streams generated (from %v to %v)", i, count, n, from, to)
+		}
+		decode += float64(count-1) / last.Sub(first).Seconds()
 	}
 	return workerRates{
-		decode: float64(count) / to.Sub(from).Seconds(),
+		decode: decode,
 		e2e:    float64(n*tokens) / end.Sub(start).Seconds(),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/rbee-dev/rbee/agents/worker"
 	"github.com/rbee-dev/rbee/agents/worker/workerapi"
 	"github.com/rbee-dev/rbee/api"
+	"github.com/rbee-dev/rbee/engine/cpu"
 	"github.com/rbee-dev/rbee/spec"
 )
 
@@ -46,6 +48,7 @@ worker again would fail the same way.`,
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			slog.SetDefault(log)
 			cfg.Logger = log
+			limitGoProcs(log, cfg)
 			if tokenFile != "" {
 				tok, err := api.ReadTokenFile(tokenFile)
 				if err != nil {
@@ -81,6 +84,22 @@ worker again would fail the same way.`,
 	}
 	workerFlags(cmd, &cfg, &tokenFile)
 	return cmd
+}
+
+// limitGoProcs leaves the cores of a CPU worker's llama.cpp threads to them
+// (cpu.GoProcs), unless $GOMAXPROCS says otherwise. A GPU worker's threads
+// mostly wait for the device, and its Go code keeps the default.
+func limitGoProcs(log *slog.Logger, cfg worker.Config) {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set || (cfg.Backend != "" && cfg.Backend != spec.BackendCPU) {
+		return
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = cpu.PhysicalCores()
+	}
+	n := cpu.GoProcs(runtime.GOMAXPROCS(0), threads)
+	runtime.GOMAXPROCS(n)
+	log.Info("Go code gets the cores llama.cpp's threads leave", "gomaxprocs", n, "threads", threads)
 }
 
 // workerFlags declares rbee worker's flags into cfg and tokenFile.

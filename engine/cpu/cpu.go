@@ -174,3 +174,12 @@ func PhysicalCores() int {
 	}
 	return runtime.NumCPU()
 }
+
+// GoProcs is how many threads a CPU worker lets run Go code at once (its
+// GOMAXPROCS) when llama.cpp computes with threads of the cpus it may use:
+// the CPUs those threads leave free, at least one. llama.cpp's threads wait
+// for each other after every operation of a step, so a Go thread that takes
+// one of their cores stalls them all; and the Go scheduler keeps idle
+// threads spinning for work on every core it may use. The worker's Go code
+// (HTTP, JSON, the scheduler between steps) needs a fraction of one core.
+func GoProcs(cpus, threads int) int { return max(1, cpus-threads) }

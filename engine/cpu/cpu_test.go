@@ -54,3 +54,16 @@ func TestCheckThisHost(t *testing.T) {
 		t.Fatal("no cores")
 	}
 }
+
+func TestGoProcs(t *testing.T) {
+	for _, c := range []struct{ cpus, threads, want int }{
+		{2, 2, 1},    // every core computes: Go code gets one P
+		{2, 1, 1},    // two workers of one thread each on two cores
+		{32, 16, 16}, // SMT siblings left over
+		{4, 8, 1},    // more threads than CPUs
+	} {
+		if got := GoProcs(c.cpus, c.threads); got != c.want {
+			t.Errorf("GoProcs(%d, %d) = %d, want %d", c.cpus, c.threads, got, c.want)
+		}
+	}
+}
