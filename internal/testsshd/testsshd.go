@@ -6,6 +6,7 @@ package testsshd
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -64,14 +65,49 @@ func keygen(path, comment string) error {
 	return nil
 }
 
-// FreePort returns a TCP port nothing listens on at host.
+// FreePort returns a TCP port nothing listens on at host. It picks one
+// below the kernel's ephemeral range when there is room: a port the kernel
+// hands out for ":0" is also one it may give an outgoing connection as its
+// source port, and a test that writes the port into a file and starts a
+// server there later would find it taken by that connection.
 func FreePort(host string) (int, error) {
+	lo, hi := belowEphemeral()
+	for range 64 {
+		if hi <= lo {
+			break
+		}
+		port := lo + rand.IntN(hi-lo)
+		if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("address %s is not usable on this machine: %w", host, err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// belowEphemeral is the range [lo, hi) of ports FreePort picks from: from
+// 10000 up to the first port of the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range); empty when that cannot be read
+// or leaves no room.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	first, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	return 10000, first
 }
 
 // Server is one running sshd.
