@@ -62,6 +62,11 @@ func BenchmarkWorker(b *testing.B) {
 		}
 		bw := workerMemoryBandwidth(threads)
 		report("memory read bandwidth: %.1f GB/s", bw/1e9)
+		// The bare loop runs in this process under the rule the worker
+		// follows (cpu.GoProcs), and without the bandwidth test's buffers
+		// left for a collection to find mid-loop.
+		runtime.GC()
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cpu.GoProcs(runtime.GOMAXPROCS(0), threads)))
 
 		ctx := context.Background()
 		eng, err := engine.Load(ctx, model, engine.Options{Slots: workerBenchSlots, CtxSize: workerBenchCtx, Threads: threads})
