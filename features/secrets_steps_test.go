@@ -127,14 +127,23 @@ func (w *world) envOfWorkers(name, kv string) error {
 			return fmt.Errorf("the hive on %s runs no worker", name)
 		}
 		for _, pid := range pids {
-			env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-			if err != nil {
+			if err := hasEnv(pid, kv); err != nil {
 				return err
-			}
-			if !bytes.Contains(append([]byte{0}, env...), []byte("\x00"+kv+"\x00")) {
-				return fmt.Errorf("process %d lacks %s in its environment", pid, strings.SplitN(kv, "=", 2)[0])
 			}
 		}
 		return nil
 	})
+}
+
+// hasEnv fails unless process pid has kv (NAME=value) in its environment;
+// the error names the variable, not its value.
+func hasEnv(pid int, kv string) error {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(append([]byte{0}, env...), []byte("\x00"+kv+"\x00")) {
+		return fmt.Errorf("process %d lacks %s in its environment", pid, strings.SplitN(kv, "=", 2)[0])
+	}
+	return nil
 }

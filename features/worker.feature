@@ -282,6 +282,18 @@ Feature: the llama.cpp worker
     Then the exit code is 1
     And stderr contains "chmod 600"
 
+  Scenario: llama.cpp's buffers are on huge pages, and Go code leaves llama.cpp its cores
+    # The worker starts itself again (same pid) with glibc's malloc asking for
+    # transparent huge pages for the large blocks llama.cpp allocates.
+    Given a ready worker on the tiny model with "--threads 64"
+    Then the worker process has "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in its environment
+    And the worker's output contains "gomaxprocs=1 threads=64"
+
+  Scenario: a user opts out of huge pages with GLIBC_TUNABLES
+    Given the environment variable "GLIBC_TUNABLES" is "glibc.malloc.hugetlb=0"
+    And a ready worker on the tiny model
+    Then the worker process has "GLIBC_TUNABLES=glibc.malloc.hugetlb=0" in its environment
+
   Scenario: the worker reports ready to its callback URL
     Given a callback receiver
     And a ready worker on the tiny model with "--worker-id w-7 --callback-url ${CALLBACK}"

@@ -420,6 +420,23 @@ func registerWorkerSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return nil
 	})
+	sc.Step(`^the worker process has "([^"]*)" in its environment$`, func(kv string) error {
+		p, err := w.proc("worker")
+		if err != nil {
+			return err
+		}
+		return hasEnv(p.cmd.Process.Pid, kv)
+	})
+	sc.Step(`^the worker's output contains "([^"]*)"$`, func(want string) error {
+		p, err := w.proc("worker")
+		if err != nil {
+			return err
+		}
+		if out := p.out.String(); !strings.Contains(out, want) {
+			return fmt.Errorf("the worker's output lacks %q:\n%s", want, tail(out, 20))
+		}
+		return nil
+	})
 	sc.Step(`^the worker is still running$`, func() error {
 		p, err := w.proc("worker")
 		if err != nil {

@@ -1,7 +1,8 @@
 // Package cpu knows which CPU features the rbee binary was compiled for and
 // which ones a host offers, so that a worker refuses to start (and a hive can
-// report why) on a CPU that would crash with an illegal instruction. It needs
-// no cgo.
+// report why) on a CPU that would crash with an illegal instruction, and how
+// a CPU worker's process leaves llama.cpp its cores (GoProcs) and its memory
+// on huge pages (WithHugePages). It needs no cgo.
 package cpu
 
 import (
