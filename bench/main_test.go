@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
 
 	"github.com/rbee-dev/rbee/engine/cpu"
@@ -15,11 +14,7 @@ import (
 // or a ratio would measure page sizes. The workers and peers the benchmarks
 // start inherit it.
 func TestMain(m *testing.M) {
-	if env, changed := cpu.WithHugePages(os.Environ()); changed {
-		exe, err := os.Executable()
-		if err == nil {
-			err = syscall.Exec(exe, os.Args, env)
-		}
+	if err := cpu.ExecWithHugePages(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: could not run again with huge pages:", err)
 	}
 	os.Exit(m.Run())

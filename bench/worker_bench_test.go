@@ -66,7 +66,9 @@ func BenchmarkWorker(b *testing.B) {
 		// follows (cpu.GoProcs), and without the bandwidth test's buffers
 		// left for a collection to find mid-loop.
 		runtime.GC()
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cpu.GoProcs(runtime.GOMAXPROCS(0), threads)))
+		procs := runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(cpu.GoProcs(procs, threads))
+		defer runtime.GOMAXPROCS(procs)
 
 		ctx := context.Background()
 		eng, err := engine.Load(ctx, model, engine.Options{Slots: workerBenchSlots, CtxSize: workerBenchCtx, Threads: threads})

@@ -61,9 +61,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CtxSize <= 0 {
 		o.CtxSize = spec.DefaultCtxSize
 	}
-	if o.Threads <= 0 {
-		o.Threads = cpu.PhysicalCores()
-	}
+	o.Threads = cpu.Threads(o.Threads)
 	if o.PrefillChunk <= 0 {
 		o.PrefillChunk = 128
 	}

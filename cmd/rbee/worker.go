@@ -88,22 +88,17 @@ worker again would fail the same way.`,
 }
 
 // execWithHugePages runs the worker again, same pid and arguments, with
-// glibc's malloc asking for transparent huge pages (cpu.HugePagesTunable):
+// glibc's malloc asking for transparent huge pages (cpu.ExecWithHugePages):
 // llama.cpp's buffers then take a TLB entry per 2 MiB instead of per 4 KiB,
 // and single-stream decode on the benchmark model went from 20 to 28 tok/s.
 // It returns when the tunable is already set (also to opt out:
 // GLIBC_TUNABLES=glibc.malloc.hugetlb=0) or the restart fails.
 func execWithHugePages(log *slog.Logger) {
-	env, changed := cpu.WithHugePages(os.Environ())
-	if !changed {
-		log.Info("malloc tunables (glibc.malloc.hugetlb=1: llama.cpp buffers on huge pages)", "GLIBC_TUNABLES", os.Getenv("GLIBC_TUNABLES"))
+	if err := cpu.ExecWithHugePages(); err != nil {
+		log.Warn("could not start the worker again with huge pages; running without", "err", err)
 		return
 	}
-	exe, err := os.Executable()
-	if err == nil {
-		err = syscall.Exec(exe, os.Args, env)
-	}
-	log.Warn("could not start the worker again with huge pages; running without", "err", err)
+	log.Info("malloc tunables (glibc.malloc.hugetlb=1: llama.cpp buffers on huge pages)", "GLIBC_TUNABLES", os.Getenv("GLIBC_TUNABLES"))
 }
 
 // limitGoProcs leaves the cores of a CPU worker's llama.cpp threads to them
@@ -113,10 +108,7 @@ func limitGoProcs(log *slog.Logger, cfg worker.Config) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set || (cfg.Backend != "" && cfg.Backend != spec.BackendCPU) {
 		return
 	}
-	threads := cfg.Threads
-	if threads <= 0 {
-		threads = cpu.PhysicalCores()
-	}
+	threads := cpu.Threads(cfg.Threads)
 	n := cpu.GoProcs(runtime.GOMAXPROCS(0), threads)
 	runtime.GOMAXPROCS(n)
 	log.Info("Go code gets the cores llama.cpp's threads leave", "gomaxprocs", n, "threads", threads)

@@ -176,6 +176,15 @@ func PhysicalCores() int {
 	return runtime.NumCPU()
 }
 
+// Threads is the number of llama.cpp threads a worker asked for n computes
+// with: n, or the physical cores when n is 0 or less.
+func Threads(n int) int {
+	if n > 0 {
+		return n
+	}
+	return PhysicalCores()
+}
+
 // GoProcs is how many threads a CPU worker lets run Go code at once (its
 // GOMAXPROCS) when llama.cpp computes with threads of the cpus it may use:
 // the CPUs those threads leave free, at least one. llama.cpp's threads wait

@@ -1,6 +1,10 @@
 package cpu
 
-import "strings"
+import (
+	"os"
+	"strings"
+	"syscall"
+)
 
 // HugePagesTunable makes glibc's malloc ask the kernel for transparent huge
 // pages (madvise(MADV_HUGEPAGE)) on the large blocks it maps. llama.cpp's
@@ -43,4 +47,20 @@ func WithHugePages(env []string) ([]string, bool) {
 		out = append(out, tunablesVar+"="+HugePagesTunable)
 	}
 	return out, true
+}
+
+// ExecWithHugePages runs the calling program again, same pid and
+// arguments, with the environment WithHugePages returns. It returns nil at
+// once when GLIBC_TUNABLES already sets glibc.malloc.hugetlb, and the error
+// when the program cannot be run again; otherwise it does not return.
+func ExecWithHugePages() error {
+	env, changed := WithHugePages(os.Environ())
+	if !changed {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, env)
 }
